@@ -1,0 +1,6 @@
+"""dgl: dual-gradient learning under label noise."""
+
+from dgl.resolvers import register as _register_resolvers
+
+__version__ = "0.1.0"
+_register_resolvers()

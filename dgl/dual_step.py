@@ -1,0 +1,111 @@
+"""The dual-gradient step.
+
+    g_struct = grad CE(f(x), y_noisy)                 every step
+    g_value  = grad CE(f(x), y_clean)                 every K steps, cached in between
+    g        = (1 - lam) * g_struct / (|g_struct| + eps) + lam * g_value / (|g_value| + eps)
+    SGD(momentum, weight decay) steps with g
+
+All parameter gradients live in one flat buffer (each p.grad is a view into it), so the
+whole-model norms, the cosine and the mix are a handful of kernels, and nothing in the
+step waits for the host: losses and cosines are summed on the device and read once per
+epoch. A refresh step does a second forward pass in train mode before the clean-label
+backward, as the notebooks do (so BatchNorm's running statistics see that batch twice).
+"""
+
+import torch
+import torch.nn.functional as F
+
+EPS = 1e-12
+
+
+def flat_grad_buffer(params):
+    """Point every p.grad at a slice of one zeroed flat buffer and return the buffer.
+    Autograd then accumulates into the buffer in place."""
+    flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device)
+    offset = 0
+    for p in params:
+        p.grad = flat[offset:offset + p.numel()].view(p.shape)
+        offset += p.numel()
+    return flat
+
+
+class DualGradientStep:
+    def __init__(self, net, optimizer, lam, autocast_dtype=None):
+        self.net = net                  # uint8 images -> logits (may be torch.compile'd)
+        self.optimizer = optimizer
+        self.lam = float(lam)
+        self.autocast_dtype = autocast_dtype
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.grad = flat_grad_buffer(params)
+        self.struct_grad = torch.zeros_like(self.grad)
+        self.value_dir = torch.zeros_like(self.grad)   # cached unit clean-label gradient
+        # summed over the steps of an epoch: loss on noisy labels, loss on clean labels,
+        # cosine(g_struct, g_value), number of steps
+        self.sums = torch.zeros(4, device=self.grad.device)
+
+    def logits(self, images_u8):
+        device_type = images_u8.device.type
+        with torch.autocast(device_type, self.autocast_dtype, enabled=self.autocast_dtype is not None):
+            return self.net(images_u8).float()
+
+    def __call__(self, images_u8, y_noisy, y_clean, refresh_value):
+        self.grad.zero_()
+        logits = self.logits(images_u8)
+        loss_noisy = F.cross_entropy(logits, y_noisy)
+        loss_clean = F.cross_entropy(logits.detach(), y_clean)
+        loss_noisy.backward()
+        g_struct = self.grad
+        if refresh_value:
+            g_struct = self.struct_grad
+            g_struct.copy_(self.grad)
+            self.grad.zero_()
+            F.cross_entropy(self.logits(images_u8), y_clean).backward()
+            torch.div(self.grad, torch.linalg.vector_norm(self.grad) + EPS, out=self.value_dir)
+        struct_norm = torch.linalg.vector_norm(g_struct) + EPS
+        cosine = torch.dot(g_struct, self.value_dir) / struct_norm
+        torch.mul(g_struct, (1 - self.lam) / struct_norm, out=self.grad)  # g_struct may be self.grad
+        self.grad.add_(self.value_dir, alpha=self.lam)
+        self.optimizer.step()
+        self.sums += torch.stack([loss_noisy.detach(), loss_clean, cosine, torch.ones_like(cosine)])
+
+    def take_sums(self):
+        """Epoch means (loss_noisy, loss_clean, cosine) and step count; one host sync."""
+        sums = self.sums.tolist()
+        self.sums.zero_()
+        steps = max(sums[3], 1)
+        return sums[0] / steps, sums[1] / steps, sums[2] / steps, int(sums[3])
+
+
+class GraphedStep:
+    """Replays a DualGradientStep as CUDA graphs: one for plain steps, one for refresh
+    steps, each captured on static input buffers. The learning rate is baked into a
+    capture, so the graphs are captured again whenever it changes (twice a run)."""
+
+    def __init__(self, step, batch_shape):
+        self.step = step
+        dev = step.grad.device
+        self.images = torch.zeros(batch_shape, dtype=torch.uint8, device=dev)
+        self.y_noisy = torch.zeros(batch_shape[0], dtype=torch.long, device=dev)
+        self.y_clean = torch.zeros(batch_shape[0], dtype=torch.long, device=dev)
+        self.graphs = {}
+        self.captured_lr = None
+
+    def _lr(self):
+        return tuple(g["lr"] for g in self.step.optimizer.param_groups)
+
+    def _capture(self):
+        self.graphs = {}
+        for refresh in (False, True):
+            graph = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(graph):  # records the step; runs none of it
+                self.step(self.images, self.y_noisy, self.y_clean, refresh)
+            self.graphs[refresh] = graph
+        self.captured_lr = self._lr()
+
+    def __call__(self, images_u8, y_noisy, y_clean, refresh_value):
+        if self.captured_lr != self._lr():
+            self._capture()
+        self.images.copy_(images_u8, non_blocking=True)
+        self.y_noisy.copy_(y_noisy, non_blocking=True)
+        self.y_clean.copy_(y_clean, non_blocking=True)
+        self.graphs[bool(refresh_value)].replay()

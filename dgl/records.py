@@ -1,0 +1,153 @@
+"""What a run leaves on disk (see docs/RUN_RECORD.md). Every file is written to a
+temporary name in the same folder and renamed into place, so a reader (or a crash)
+never sees half a file."""
+
+import csv
+import fcntl
+import io
+import json
+import math
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+RESULT, METRICS, LABELS, CONFIG, CHECKPOINT, LOCK = (
+    "result.json", "metrics.csv", "labels.npz", "config.yaml", "checkpoint.pt", ".lock")
+FINAL_STATUSES = ("completed", "diverged")  # a rerun leaves these alone; `failed` is retried
+
+
+def atomic_write(path, write):
+    """Call write(file_object) on a temp file next to `path`, fsync, rename over `path`."""
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; give the file normal permissions
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _json_safe(x):
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if isinstance(x, dict):
+        return {k: _json_safe(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_json_safe(v) for v in x]
+    return x
+
+
+def write_json(path, obj):
+    text = json.dumps(_json_safe(obj), indent=2) + "\n"
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_text(path, text):
+    atomic_write(path, lambda f: f.write(text.encode()))
+
+
+def write_csv(path, rows, fieldnames):
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=fieldnames)
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text(path, buf.getvalue())
+
+
+def write_labels(path, clean, noisy):
+    atomic_write(path, lambda f: np.savez(f, clean=clean, noisy=noisy))
+
+
+def save_torch(path, obj):
+    import torch
+
+    atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def read_result(run_dir):
+    """The run's result.json as a dict, or None if there is none (or it is unreadable)."""
+    try:
+        return json.loads((Path(run_dir) / RESULT).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def is_finished(run_dir):
+    result = read_result(run_dir)
+    return result is not None and result.get("status") in FINAL_STATUSES
+
+
+class RunLock:
+    """An flock on <run_dir>/.lock, held while a process trains in the folder, so two
+    processes never train the same job and `dgl.status` can tell running from stalled.
+    The kernel drops it when the process dies, however it dies."""
+
+    def __init__(self, run_dir):
+        self.path = Path(run_dir) / LOCK
+        self.fd = None
+
+    def acquire(self):
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            self.fd = None
+            return False
+        os.ftruncate(self.fd, 0)
+        os.write(self.fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
+        return True
+
+    def release(self):
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.release()
+
+
+def is_locked(run_dir):
+    """True while some process holds the run's lock. Opens read-only; changes nothing."""
+    path = Path(run_dir) / LOCK
+    if not path.exists():
+        return False
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def code_version():
+    """git:<short sha>[+dirty] of the checkout this package runs from, else the package version."""
+    here = Path(__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=here, capture_output=True,
+                             text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+        return f"git:{sha}{'+dirty' if dirty else ''}"
+    except (OSError, subprocess.SubprocessError):
+        from dgl import __version__
+
+        return f"dgl {__version__}"

@@ -1,0 +1,54 @@
+"""The Hydra task: one job = one configuration, trained in its own folder.
+
+A job whose folder already holds a finished result returns at once; one that another
+process is training is left alone; an interrupted one resumes from its checkpoint.
+Bad input stops with a one-line error before anything is loaded; a failure during
+training is recorded in result.json (status `failed`) and re-raised, so the launcher
+reports it and a rerun retries it.
+"""
+
+import logging
+import traceback
+from pathlib import Path
+
+from hydra.core.hydra_config import HydraConfig
+
+from dgl import records
+from dgl.config import ConfigError, validate
+from dgl.data import DataError
+
+log = logging.getLogger("dgl")
+
+
+def run(cfg):
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    overrides = list(hydra_cfg.overrides.task)
+    try:
+        validate(cfg)
+    except ConfigError as e:
+        raise SystemExit(f"error: {e}") from None
+
+    if records.is_finished(run_dir):
+        result = records.read_result(run_dir)
+        log.info(f"already {result['status']}, nothing to do: {run_dir / records.RESULT}")
+        return result
+    lock = records.RunLock(run_dir)
+    if not lock.acquire():
+        log.warning(f"another process is training in {run_dir}; leaving it alone")
+        return None
+    with lock:
+        from dgl.trainer import train  # torch is imported only for jobs that train
+
+        try:
+            return train(cfg, run_dir, overrides)
+        except DataError as e:
+            raise SystemExit(f"error: {e}") from None
+        except Exception as e:
+            records.write_json(run_dir / records.RESULT, {
+                "status": "failed", "error": f"{type(e).__name__}: {e}",
+                "traceback": traceback.format_exc(), "overrides": overrides,
+                "code_version": records.code_version(),
+            })
+            log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
+            raise
