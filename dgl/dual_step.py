@@ -61,10 +61,11 @@ class DualGradientStep:
             self.grad.zero_()
             F.cross_entropy(self.logits(images_u8), y_clean).backward()
             torch.div(self.grad, torch.linalg.vector_norm(self.grad) + EPS, out=self.value_dir)
-        struct_norm = torch.linalg.vector_norm(g_struct) + EPS
-        cosine = torch.dot(g_struct, self.value_dir) / struct_norm
-        torch.mul(g_struct, (1 - self.lam) / struct_norm, out=self.grad)  # g_struct may be self.grad
-        self.grad.add_(self.value_dir, alpha=self.lam)
+        struct_dir = torch.div(g_struct, torch.linalg.vector_norm(g_struct) + EPS, out=self.grad)
+        cosine = torch.dot(struct_dir, self.value_dir)
+        # The mix, in the notebooks' order of operations: on the CPU in fp32 this matches
+        # their loop to the bit, which matters because training amplifies rounding.
+        self.grad.mul_(1 - self.lam).add_(self.lam * self.value_dir)
         self.optimizer.step()
         self.sums += torch.stack([loss_noisy.detach(), loss_clean, cosine, torch.ones_like(cosine)])
 

@@ -1,0 +1,30 @@
+"""Shared test helpers: compose the project's config in-process, run train.py for real."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+
+import dgl  # noqa: F401  (registers resolvers)
+
+REPO = Path(__file__).resolve().parents[1]
+# A model and data small enough for a CPU test to train in about a second an epoch.
+TINY = ["data=synthetic", "data.n_train=300", "data.n_test=200", "model.width=0.125",
+        "train.batch_size=64", "train.device=cpu"]
+
+
+def make_cfg(overrides=()):
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def run_train(args, cwd=None, timeout=300, check=True):
+    """Run `python train.py ARGS` as a user would; returns the CompletedProcess."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
+    proc = subprocess.run([sys.executable, str(REPO / "train.py"), *args], cwd=cwd or REPO, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"train.py {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+    return proc
