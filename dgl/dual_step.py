@@ -20,11 +20,14 @@ EPS = 1e-12
 
 def flat_grad_buffer(params):
     """Point every p.grad at a slice of one zeroed flat buffer and return the buffer.
-    Autograd then accumulates into the buffer in place."""
+    Autograd then accumulates into the buffer in place. Each slice takes its parameter's
+    strides (channels_last weights included), so gradients keep the layout autograd
+    produces them in. The whole-model norm and dot product do not depend on the order."""
     flat = torch.zeros(sum(p.numel() for p in params), device=params[0].device)
     offset = 0
     for p in params:
-        p.grad = flat[offset:offset + p.numel()].view(p.shape)
+        assert p.is_contiguous() or p.is_contiguous(memory_format=torch.channels_last)
+        p.grad = flat.as_strided(p.shape, p.stride(), offset)
         offset += p.numel()
     return flat
 
@@ -36,6 +39,7 @@ class DualGradientStep:
         self.lam = float(lam)
         self.autocast_dtype = autocast_dtype
         params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.params = params
         self.grad = flat_grad_buffer(params)
         self.struct_grad = torch.zeros_like(self.grad)
         self.value_dir = torch.zeros_like(self.grad)   # cached unit clean-label gradient
@@ -68,6 +72,10 @@ class DualGradientStep:
         self.grad.mul_(1 - self.lam).add_(self.lam * self.value_dir)
         self.optimizer.step()
         self.sums += torch.stack([loss_noisy.detach(), loss_clean, cosine, torch.ones_like(cosine)])
+
+    def per_parameter(self, flat):
+        """A flat buffer as one tensor per parameter (layout-independent, for checkpoints)."""
+        return [flat.as_strided(p.shape, p.grad.stride(), p.grad.storage_offset()) for p in self.params]
 
     def take_sums(self):
         """Epoch means (loss_noisy, loss_clean, cosine) and step count; one host sync."""

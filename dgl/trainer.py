@@ -61,6 +61,8 @@ class Trainer:
         self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
         self.use_compile, self.use_graphs = t.compile and cuda, t.cuda_graphs and cuda
         storage = device if cfg.data.on_device else torch.device("cpu")
+        if cuda:
+            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
 
         self.dataset = dataset = load_dataset(cfg.data)
         clean = dataset.train_labels
@@ -112,7 +114,7 @@ class Trainer:
     def save_checkpoint(self):
         records.save_torch(self.checkpoint_path, {
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "value_dir": self.step.value_dir,
+            "scheduler": self.scheduler.state_dict(), "value_dir": [v.clone() for v in self.step.per_parameter(self.step.value_dir)],
             "data_rng": self.data_rng.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
             "numpy_rng": np.random.get_state(), "state": self.state,
@@ -123,7 +125,8 @@ class Trainer:
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
-        self.step.value_dir.copy_(ckpt["value_dir"])
+        for view, saved in zip(self.step.per_parameter(self.step.value_dir), ckpt["value_dir"]):
+            view.copy_(saved)
         self.data_rng.set_state(ckpt["data_rng"].cpu())
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         if self.cuda and ckpt["cuda_rng"] is not None:

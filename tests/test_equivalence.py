@@ -5,44 +5,13 @@ import copy
 import numpy as np
 import pytest
 import torch
-import torch.nn as nn
 from torch.nn.utils import parameters_to_vector
 
 from dgl.data import augment_epoch
 from dgl.noise import make_noisy_labels
 from dgl.trainer import Trainer
 from tests.helpers import make_cfg
-
-
-def notebook_loop(model, epochs_of_batches, lam, K, lr, milestones):
-    """The notebooks' train_dual_gradient inner loop (flatten, normalise, mix, assign, step)."""
-    optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
-    scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=0.1)
-    criterion = nn.CrossEntropyLoss()
-    cached_g_value, global_step = None, 0
-    for batches in epochs_of_batches:
-        model.train()
-        for inputs, batch_noisy, batch_clean in batches:
-            optimizer.zero_grad()
-            loss_struct = criterion(model(inputs), batch_noisy)
-            loss_struct.backward(retain_graph=True)
-            g_struct = parameters_to_vector([p.grad for p in model.parameters()]).clone()
-            if global_step % K == 0 or cached_g_value is None:
-                optimizer.zero_grad()
-                criterion(model(inputs), batch_clean).backward()
-                cached_g_value = parameters_to_vector([p.grad for p in model.parameters()]).clone()
-            g_struct_norm = g_struct / (g_struct.norm() + 1e-12)
-            g_value_norm = cached_g_value / (cached_g_value.norm() + 1e-12)
-            g_mix = (1 - lam) * g_struct_norm + lam * g_value_norm
-            optimizer.zero_grad()
-            idx = 0
-            for p in model.parameters():
-                p.grad = g_mix[idx:idx + p.numel()].view(p.shape).clone()
-                idx += p.numel()
-            optimizer.step()
-            global_step += 1
-        scheduler.step()
-    return model
+from tests.notebook_reference import notebook_loop
 
 
 @pytest.mark.parametrize("model_name,width", [("resnet18", 0.125), ("tv_resnet18", 1.0)])

@@ -1,0 +1,213 @@
+"""Worker side of the ``local_gpus`` launcher: runs ONE Hydra job in its own process.
+
+The leading underscore keeps Hydra's plugin scanner from importing this module.
+Nothing here may import torch (or anything that could initialise CUDA) at module
+level: ``CUDA_VISIBLE_DEVICES`` must be in place before user code is imported,
+which happens when the payload is unpickled inside :func:`worker_main`.
+"""
+
+import os
+import signal
+import sys
+import traceback
+from typing import Any
+
+PR_SET_PDEATHSIG = 1
+
+
+class RemoteTraceback(Exception):
+    """Carries the formatted traceback of an exception raised in a worker.
+
+    The launcher sets it as ``__cause__`` of the exception it gets back, so the
+    traceback Hydra prints at the end of the multirun shows where the job failed
+    (the same trick as ``concurrent.futures.ProcessPoolExecutor``).
+    """
+
+    def __init__(self, tb: str) -> None:
+        super().__init__(tb)
+        self.tb = tb
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.tb}"""'
+
+
+class WorkerError(RuntimeError):
+    """Stands for an exception (or a result) that could not travel between processes."""
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Ask the kernel to SIGTERM us when the launcher dies (even by SIGKILL)."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        except (OSError, AttributeError) as e:  # pragma: no cover - exotic libc
+            sys.stderr.write(f"[local_gpus worker] prctl(PR_SET_PDEATHSIG) failed: {e}\n")
+    # The launcher may have died before prctl took effect.
+    if os.getppid() != parent_pid:
+        os._exit(143)
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    """SIGTERM (launcher gone, Ctrl-C in the launcher): take the job's children along."""
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        if os.getpgrp() == os.getpid():
+            # We lead our own process group: this reaches our children
+            # (dataloader workers, subprocesses) and, SIGTERM being back to
+            # its default action, ends this process too.
+            os.killpg(os.getpid(), signal.SIGTERM)
+        else:
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        os._exit(128 + signum)
+
+
+def failed_return(sweep_config: Any, exc: BaseException) -> Any:
+    """A FAILED JobReturn for a job that did not get through ``run_job``."""
+    import copy
+
+    from hydra.core.utils import JobReturn, JobStatus
+    from omegaconf import OmegaConf, open_dict, read_write
+
+    ret = JobReturn()
+    ret.status = JobStatus.FAILED
+    ret.return_value = exc
+    if sweep_config is not None:
+        try:
+            ret.overrides = list(sweep_config.hydra.overrides.task)
+            ret.hydra_cfg = OmegaConf.create({"hydra": copy.deepcopy(sweep_config.hydra)})
+            task_cfg = copy.deepcopy(sweep_config)
+            with read_write(task_cfg), open_dict(task_cfg):
+                del task_cfg["hydra"]
+            ret.cfg = task_cfg
+        except Exception as e:  # noqa: BLE001 - best effort: overrides/cfg are extras here
+            sys.stderr.write(f"[local_gpus worker] cannot attach the job's config: {e!r}\n")
+    return ret
+
+
+def _portable_exception(exc: BaseException) -> BaseException:
+    """``exc`` if it survives a pickle round trip, else a WorkerError that describes it."""
+    import cloudpickle
+
+    if not isinstance(exc, Exception):
+        # SystemExit / KeyboardInterrupt raised by the job: do not let Hydra
+        # re-raise them as such in the launcher (sys.exit(2) in one job would
+        # end the multirun silently with that status).
+        return WorkerError(f"job ended by {type(exc).__name__}: {exc}")
+    try:
+        cloudpickle.loads(cloudpickle.dumps(exc))
+        return exc
+    except Exception:  # noqa: BLE001 - any pickling failure means "send a description"
+        return WorkerError(f"{type(exc).__module__}.{type(exc).__qualname__}: {exc}")
+
+
+def _cpu_value(value: Any) -> Any:
+    """A torch tensor on the GPU would initialise CUDA in the launcher when unpickled."""
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(value, torch.Tensor):
+        return value.detach().cpu()
+    return value
+
+
+def _dump_result(ret: Any, tb: str | None) -> bytes:
+    import cloudpickle
+    from hydra.core.utils import JobStatus
+
+    if ret.status == JobStatus.FAILED:
+        ret.return_value = _portable_exception(ret._return_value)
+    else:
+        ret.return_value = _cpu_value(ret._return_value)
+    try:
+        return cloudpickle.dumps((ret, tb))
+    except Exception as e:  # noqa: BLE001 - any pickling failure: send what can travel
+        if ret.status == JobStatus.FAILED:
+            ret.return_value = WorkerError(repr(ret._return_value))
+        else:
+            sys.stderr.write(
+                f"[local_gpus worker] return value of the job cannot be pickled "
+                f"({type(e).__name__}: {e}); the launcher gets None instead.\n"
+            )
+            ret.return_value = None
+        return cloudpickle.dumps((ret, tb))
+
+
+def worker_main(
+    common: bytes,
+    job: bytes,
+    device: str,
+    conn: Any,
+    parent_pid: int,
+) -> None:
+    """Entry point of a worker process (target of ``multiprocessing.Process``).
+
+    ``common`` = cloudpickle of (hydra_context, task_function, singleton_state),
+    ``job`` = cloudpickle of (sweep_config, job_idx).  Sends back through
+    ``conn`` the cloudpickle of (JobReturn, formatted traceback or None).
+    """
+    # 1. The GPU.  With "spawn"/"fork" the launcher already put it in our
+    #    environment before the interpreter started; with "forkserver" this is
+    #    the first chance, and it is still before any user module is unpickled.
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    # 2. Die with the launcher; lead a process group of our own so that a
+    #    SIGTERM reaches the job's own children too.
+    _die_with_parent(parent_pid)
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    sweep_config = None
+    tb: str | None = None
+    try:
+        import cloudpickle
+        from hydra.core.singleton import Singleton
+        from hydra.core.utils import JobStatus, run_job, setup_globals
+
+        hydra_context, task_function, singleton_state = cloudpickle.loads(common)
+        sweep_config, _job_idx = cloudpickle.loads(job)
+        Singleton.set_state(singleton_state)
+        setup_globals()
+        ret = run_job(
+            hydra_context=hydra_context,
+            task_function=task_function,
+            config=sweep_config,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+        if ret.status == JobStatus.FAILED:
+            exc = ret._return_value
+            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            # run_job configured the job's logging: this lands in the job's .log.
+            import logging
+
+            logging.getLogger(__name__).error("job failed:\n%s", tb.rstrip())
+    except SystemExit as e:  # sys.exit() in the job: the basic launcher would end the sweep
+        from hydra.core.utils import JobStatus
+
+        ret = failed_return(sweep_config, e)
+        if e.code is None or e.code == 0:
+            ret.status = JobStatus.COMPLETED
+            ret.return_value = None
+        else:
+            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            sys.stderr.write(f"[local_gpus worker] job ended by SystemExit: {e}\n")
+    except BaseException as e:  # noqa: BLE001 - outside the task function: report it
+        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        sys.stderr.write(f"[local_gpus worker] job failed outside run_job:\n{tb}")
+        ret = failed_return(sweep_config, e)
+
+    data = _dump_result(ret, tb)
+    conn.send_bytes(data)
+    conn.close()
+    sys.stdout.flush()
+    sys.stderr.flush()
+
+
+def load_result(data: bytes) -> tuple[Any, str | None]:
+    import cloudpickle
+
+    return cloudpickle.loads(data)
