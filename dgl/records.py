@@ -2,6 +2,7 @@
 temporary name in the same folder and renamed into place, so a reader (or a crash)
 never sees half a file."""
 
+import copy
 import csv
 import fcntl
 import io
@@ -10,6 +11,7 @@ import math
 import os
 import subprocess
 import tempfile
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +75,53 @@ def save_torch(path, obj):
     import torch
 
     atomic_write(path, lambda f: torch.save(obj, f))
+
+
+def to_cpu(obj):
+    """A copy of obj (nested dicts/lists/tuples of tensors and plain values) in host memory."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().to("cpu", copy=True)
+    if isinstance(obj, dict):
+        return {k: to_cpu(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_cpu(v) for v in obj)
+    return copy.deepcopy(obj)
+
+
+class BackgroundSaver:
+    """Writes one torch checkpoint at a time on a background thread, so a 100+ MB write
+    (with fsync) overlaps the next epoch instead of stalling it. The caller snapshots the
+    state to host memory first; save() waits for the previous write before starting."""
+
+    def __init__(self):
+        self.thread, self.error = None, None
+
+    def _write(self, path, obj):
+        try:
+            save_torch(path, obj)
+        except BaseException as e:  # surfaced by wait()
+            self.error = e
+
+    def save(self, path, obj):
+        self.wait()
+        self.thread = threading.Thread(target=self._write, args=(path, obj), daemon=True)
+        self.thread.start()
+
+    def wait(self):
+        if self.thread is not None:
+            self.thread.join()
+            self.thread = None
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+def remove_stale_temp_files(run_dir):
+    """Temp files left by a process killed mid-write (only the lock holder calls this)."""
+    for tmp in Path(run_dir).glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
 
 
 def read_result(run_dir):

@@ -19,7 +19,8 @@ def _duration(seconds):
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def report(sweep_dir, show_all=False, out=sys.stdout):
+def report(sweep_dir, show_all=False, out=None):
+    out = out or sys.stdout
     rows = sweep_table(sweep_dir)
     counts = {s: 0 for s in STATES}
     for _, _, state, _ in rows:

@@ -16,17 +16,21 @@ from dgl import records
 STATES = ("completed", "diverged", "failed", "running", "interrupted", "missing")
 
 
-def expected_jobs(sweep_dir):
-    """The override lists of every job of the last multirun into `sweep_dir`, expanded
-    exactly as Hydra's basic sweeper expands them (its sweeper params, then the command's)."""
+def expand(sweeper_params, task_overrides):
+    """Every job's override list, expanded exactly as Hydra's basic sweeper expands a
+    multirun: the config's hydra.sweeper.params first, then the command line's overrides."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
-    params = [f"{k}={v}" for k, v in (OmegaConf.select(cfg, "hydra.sweeper.params") or {}).items()]
-    params += list(cfg.hydra.overrides.task)
+    params = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(task_overrides)
     overrides = OverridesParser.create().parse_overrides(params)
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
+
+
+def expected_jobs(sweep_dir):
+    """The override lists of every job of the last multirun into `sweep_dir`."""
+    cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
+    return expand(OmegaConf.select(cfg, "hydra.sweeper.params"), cfg.hydra.overrides.task)
 
 
 def existing_jobs(sweep_dir):

@@ -107,18 +107,21 @@ class Trainer:
         self.state = dict(epoch=0, global_step=0, best_acc=0.0, elapsed=0.0, status="completed",
                           history={"epoch": [], "test_acc": [], "test_error": []}, metrics=[], cosines=[])
         self.checkpoint_path = self.run_dir / records.CHECKPOINT
+        self.saver = records.BackgroundSaver()
+        records.remove_stale_temp_files(self.run_dir)
         if self.checkpoint_path.exists():
             self.load_checkpoint()
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self):
-        records.save_torch(self.checkpoint_path, {
+        """Snapshot the full training state to host memory now; write it in the background."""
+        self.saver.save(self.checkpoint_path, records.to_cpu({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(), "value_dir": [v.clone() for v in self.step.per_parameter(self.step.value_dir)],
             "data_rng": self.data_rng.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
             "numpy_rng": np.random.get_state(), "state": self.state,
-        })
+        }))
 
     def load_checkpoint(self):
         ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
@@ -221,6 +224,7 @@ class Trainer:
             "host": platform.node(), "device_name": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
             "overrides": self.overrides, "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
         }
+        self.saver.wait()
         records.write_json(self.run_dir / records.RESULT, result)
         if self.checkpoint_path.exists():
             os.unlink(self.checkpoint_path)  # result.json holds everything a finished run needs

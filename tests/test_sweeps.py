@@ -1,0 +1,124 @@
+"""Sweeps: the experiment grids, a real multirun through the local launcher, killing it,
+rerunning it, and what dgl.status says before, during and after."""
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dgl.status import main as status_main
+from dgl.sweeps import expand
+from tests.helpers import REPO, TINY, make_cfg, run_train
+
+
+@pytest.mark.parametrize("experiment,n_jobs", [("q1", 300), ("q3", 150)])
+def test_q1_and_q3_expand_to_exactly_the_notebooks_grids(experiment, n_jobs):
+    """The jobs Hydra's basic sweeper makes of `-m experiment=...` (the sweep that
+    `hydra/launcher=list` prints; listing itself runs Hydra's per-job checks, ~0.1 s a job)."""
+    from hydra import compose, initialize_config_dir
+
+    with initialize_config_dir(str(REPO / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[f"experiment={experiment}"], return_hydra_config=True)
+    jobs = expand(cfg.hydra.sweeper.params, [f"experiment={experiment}"])
+    assert len(jobs) == n_jobs and len({frozenset(j) for j in jobs}) == n_jobs
+    cells = set()
+    for job in jobs:
+        job_cfg = dict(o.split("=", 1) for o in job)
+        cells.add(tuple(job_cfg[k] for k in sorted(job_cfg) if k != "seed"))
+    assert len(cells) == n_jobs // (10 if experiment == "q1" else 5)  # 10 or 5 seeds per cell
+
+
+def test_q1_lambda_grid_depends_on_noise_rate():
+    grid = {rate: [make_cfg(["experiment=q1", f"noise.rate={rate}", f"lam_index={i}"]).lam for i in range(5)]
+            for rate in (0.4, 0.8)}
+    assert grid == {0.4: [0.42, 0.44, 0.46, 0.48, 0.50], 0.8: [0.38, 0.40, 0.42, 0.44, 0.46]}
+    q3 = make_cfg(["experiment=q3"])
+    assert q3.model.name == "tv_resnet18" and q3.name == "q3_lr_lambda_interaction"
+
+
+def tree_digest(root):
+    """A digest of every file's path, size, mtime and content under root."""
+    h = hashlib.sha256()
+    for path in sorted(Path(root).rglob("*")):
+        if path.is_file():
+            st = path.stat()
+            h.update(f"{path}{st.st_size}{st.st_mtime_ns}".encode() + path.read_bytes())
+    return h.hexdigest()
+
+
+def status_text(root, capsys):
+    before = tree_digest(root)
+    status_main([str(root), "--all"])
+    assert tree_digest(root) == before, "dgl.status modified the output folder"
+    return capsys.readouterr().out
+
+
+SWEEP = [*TINY, "train.epochs=6", "lam=0.2,0.8", "seed=0,1"]
+LOCAL = ["hydra/launcher=local_gpus", "hydra.launcher.cpu_jobs=2"]
+
+
+def test_local_sweep_killed_and_rerun_loses_nothing(tmp_path, capsys):
+    sweep_dir = tmp_path / "sweep"
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", *SWEEP, *LOCAL, f"hydra.sweep.dir={sweep_dir}"]
+    launcher = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                env=dict(os.environ, PYTHONUNBUFFERED="1"))
+    # Kill the launcher once one job has finished and another has checkpointed.
+    deadline = time.time() + 240
+    while True:
+        assert time.time() < deadline and launcher.poll() is None, "sweep ended before the kill"
+        results = list(sweep_dir.rglob("result.json"))
+        checkpoints = list(sweep_dir.rglob("checkpoint.pt"))
+        if results and checkpoints:
+            break
+        time.sleep(0.1)
+    launcher.send_signal(signal.SIGKILL)
+    launcher.wait()
+    time.sleep(3)  # workers die with the launcher (PR_SET_PDEATHSIG)
+
+    during = status_text(tmp_path, capsys)
+    assert "4 jobs" in during and "completed" in during and "interrupted" in during, during
+    finished = {p: p.stat().st_mtime_ns for p in sweep_dir.rglob("result.json")}
+
+    rerun = run_train(["-m", *SWEEP, *LOCAL, f"hydra.sweep.dir={sweep_dir}"])
+    log = rerun.stdout + rerun.stderr + "".join(p.read_text() for p in sweep_dir.rglob("train.log"))
+    assert "resumed from" in log and "already completed, nothing to do" in log
+    for path, mtime in finished.items():
+        assert path.stat().st_mtime_ns == mtime, f"{path} was redone"
+
+    after = status_text(tmp_path, capsys)
+    assert "4 jobs | 4 completed" in after, after
+    results = [json.loads(p.read_text()) for p in sweep_dir.rglob("result.json")]
+    assert sorted((r["lambda"], r["seed"]) for r in results) == [(0.2, 0), (0.2, 1), (0.8, 0), (0.8, 1)]
+    assert all(r["status"] == "completed" and r["epochs_completed"] == 6 for r in results)
+
+
+def test_status_before_a_sweep_runs_lists_every_job_as_missing(tmp_path, capsys):
+    sweep_dir = tmp_path / "sweep"
+    run_train(["-m", *SWEEP, "hydra/launcher=list", f"hydra.sweep.dir={sweep_dir}"])
+    out = status_text(tmp_path, capsys)
+    assert "4 jobs | 4 missing" in out and out.count("missing     ") == 4, out
+
+
+def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
+    sweep_dir = tmp_path / "sweep"
+    # data.n_test=0 crashes the job at its first evaluation (a real exception, not bad input)
+    args = [a for a in TINY if not a.startswith("data.n_test")]
+    proc = run_train(["-m", *args, "train.epochs=1", "data.n_test=0,50", f"hydra.sweep.dir={sweep_dir}"],
+                     check=False)
+    assert proc.returncode != 0  # Hydra reports the failed job at the end...
+    out = status_text(tmp_path, capsys)
+    assert "2 jobs | 1 completed | 1 failed" in out, out  # ...after running the other one
+    assert "failed      " in out and "ZeroDivisionError" in out
+
+
+@pytest.mark.parametrize("bad", ["status_of_nothing"])
+def test_status_on_a_folder_without_sweeps_is_one_line(tmp_path, bad, capsys):
+    with pytest.raises(SystemExit) as e:
+        status_main([str(tmp_path)])
+    assert "no sweep folders" in str(e.value)
