@@ -407,6 +407,19 @@ def test_ctrl_c_in_launcher_stops_workers(tmp_path: Path) -> None:
 
 
 # ------------------------------------------- Hydra's own launcher test suite
+@pytest.fixture(autouse=True)
+def _unspecified_hydra_version_base():
+    """Other tests compose configs with version_base="1.3", which Hydra keeps in a
+    process-wide singleton; Hydra's suite expects the unspecified default (its jobs
+    chdir into their folders). Reset it for the suite and restore it afterwards."""
+    from hydra.version import _UNSPECIFIED_, VersionBase
+
+    saved = VersionBase.instance().version_base
+    VersionBase.instance().version_base = _UNSPECIFIED_
+    yield
+    VersionBase.instance().version_base = saved
+
+
 @pytest.mark.parametrize(
     "launcher_name, overrides",
     [("local_gpus", ["hydra.launcher.gpus=[]", "hydra.launcher.cpu_jobs=2"])],

@@ -12,10 +12,7 @@ from pathlib import Path
 
 import pytest
 
-try:
-    from tests.slurm import SlurmCluster, require_slurm, slurm_cluster
-except ImportError:  # pytest run with tests/ (not the repo root) on sys.path
-    from slurm import SlurmCluster, require_slurm, slurm_cluster  # type: ignore[no-redef]  # noqa: F401
+from tests.slurm import SlurmCluster, require_slurm  # the slurm_cluster fixture is in conftest.py
 
 try:
     import cloudpickle
