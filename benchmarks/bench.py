@@ -13,7 +13,6 @@ GPU). Both run on CIFAR-shaped synthetic data (the same compute as CIFAR-10).
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -26,9 +25,9 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-import dgl  # noqa: E402,F401
-from dgl.data import make_synthetic  # noqa: E402
-from dgl.models import build_model  # noqa: E402
+import dgl  # noqa: F401
+from dgl.data import make_synthetic
+from dgl.models import build_model
 
 CONFIGS = {"w0.5": ("resnet18", 0.5), "w1": ("resnet18", 1.0), "w2": ("resnet18", 2.0), "tv": ("tv_resnet18", 1.0)}
 N_TRAIN, N_TEST, BATCH, K = 50_000, 10_000, 256, 16
@@ -222,8 +221,8 @@ def main():
         print(json.dumps(dict(full_run="resnet18 width 1, 100 epochs, synthetic CIFAR-shaped", wall_s=wall,
                               train_s=result["time_seconds"], best_error=result["best_error"])), flush=True)
 
-    print(f"\n| config | notebook ms/step | trainer ms/step | img/s | MFU | notebook min/100ep | "
-          f"trainer min/100ep | compile+capture s | speed-up |")
+    print("\n| config | notebook ms/step | trainer ms/step | img/s | MFU | notebook min/100ep | "
+          "trainer min/100ep | compile+capture s | speed-up |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         nb = "-" if r["notebook_ms_step"] is None else f"{r['notebook_ms_step']:.1f}"

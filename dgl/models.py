@@ -1,8 +1,8 @@
 """The two ResNet18s of the notebooks."""
 
-import torch.nn as nn
 import torch.nn.functional as F
 import torchvision
+from torch import nn
 
 
 class BasicBlock(nn.Module):

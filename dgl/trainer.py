@@ -193,7 +193,9 @@ class Trainer:
             state["cosines"].append(cosine)
             records.write_csv(self.run_dir / records.METRICS, state["metrics"], METRIC_FIELDS)
             if t.progress:
-                eta = (t.epochs - epoch - 1) * state["elapsed"] / (epoch + 1)
+                # ETA from this process's recent epochs, leaving out its first (compile, capture)
+                recent = [r["seconds"] for r in state["metrics"][first_epoch + 1:]][-5:] or [seconds]
+                eta = (t.epochs - epoch - 1) * sum(recent) / len(recent)
                 acc_text = f" | acc {row['test_acc']:.4f}" if row["test_acc"] != "" else ""
                 log.info(f"epoch {epoch + 1}/{t.epochs} | loss noisy {loss_noisy:.4f} clean {loss_clean:.4f} | "
                          f"cos {cosine:+.4f} | lr {lr:.4g}{acc_text} | {seconds:.2f}s | ETA {_fmt_seconds(eta)}")

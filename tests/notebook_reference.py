@@ -4,7 +4,7 @@ benchmarks/bench.py times. Keep it as the notebooks wrote it (flatten, normalise
 assign, step; per-step .item() on the cosine), not as fast as it could be."""
 
 import torch
-import torch.nn as nn
+from torch import nn
 from torch.nn.utils import parameters_to_vector
 
 
