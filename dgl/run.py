@@ -38,6 +38,8 @@ def run(cfg):
         log.warning(f"another process is training in {run_dir}; leaving it alone")
         return None
     with lock:
+        if records.is_finished(run_dir):  # another process finished it while we looked
+            return records.read_result(run_dir)
         from dgl.trainer import train  # torch is imported only for jobs that train
 
         try:
