@@ -10,7 +10,7 @@ set -u
 experiment=$1 kill_after=$2 rerun_cap=$3 report=$4
 shift 4
 mkdir -p "$report"
-sweep=(python3 train.py -m "experiment=$experiment" hydra/launcher=local_gpus hydra.launcher.jobs_per_gpu=4 "$@")
+sweep=(python3 train.py -m "experiment=$experiment" hydra/launcher=local_gpus "hydra.launcher.jobs_per_gpu=${JOBS_PER_GPU:-4}" "$@")
 sweep_dir=outputs/$(python3 -c "
 import sys; sys.path.insert(0, '.')
 from tests.helpers import make_cfg; print(make_cfg(['experiment=$experiment']).name)")
@@ -38,8 +38,8 @@ PY
 cat "$sweep_dir"/*/train.log | grep -c "resumed from" | xargs echo "jobs resumed from a checkpoint:" | tee -a "$report/redo_check.txt"
 echo "wall: first launch ${kill_after}s (killed), total $(( $(date +%s) - t0 ))s" | tee -a "$report/commands.txt"
 
-timeout 90 python3 -m analysis.variance_peak "$sweep_dir" --out "$report/variance_peak" > "$report/variance_peak.txt" 2>&1
-timeout 90 python3 -m analysis.phase_boundary "$sweep_dir" --curve-key model.width --out "$report/phase_boundary" \
+timeout 45 python3 -m analysis.variance_peak "$sweep_dir" --out "$report/variance_peak" > "$report/variance_peak.txt" 2>&1
+timeout 45 python3 -m analysis.phase_boundary "$sweep_dir" --curve-key model.width --out "$report/phase_boundary" \
   > "$report/phase_boundary.txt" 2>&1
 tail -25 "$report/variance_peak.txt"
 tail -15 "$report/phase_boundary.txt"
