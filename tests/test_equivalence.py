@@ -68,3 +68,14 @@ def test_same_seed_same_initial_weights_as_notebook_order():
     expected = ResNet18(0.125)
     for (name, a), b in zip(trainer.model.state_dict().items(), expected.state_dict().values()):
         assert torch.equal(a, b), name
+
+
+@pytest.mark.parametrize("epochs,expected", [(1, [1, 1]), (2, [1, 1]), (4, [2, 3]), (100, [50, 75])])
+def test_lr_milestones_are_the_notebooks_and_never_epoch_zero(tmp_path, epochs, expected):
+    """MultiStepLR at 50% and 75% of the epochs (50 and 75 of 100); a short run must not
+    start with its learning rate already divided (a milestone at epoch 0)."""
+    cfg = make_cfg(["data=synthetic", "data.n_train=64", "data.n_test=16", "model.width=0.125",
+                    "train.device=cpu", f"train.epochs={epochs}"])
+    trainer = Trainer(cfg, tmp_path)
+    assert sorted(trainer.scheduler.milestones.elements()) == expected
+    assert trainer.optimizer.param_groups[0]["lr"] == cfg.lr
