@@ -33,14 +33,16 @@ def flat_grad_buffer(params):
 
 
 class DualGradientStep:
+    """step(images, y_noisy, y_clean, refresh_value): one update of `optimizer`'s
+    parameters; refresh_value=True recomputes the cached clean-label direction first."""
+
     def __init__(self, net, optimizer, lam, autocast_dtype=None):
         self.net = net                  # uint8 images -> logits (may be torch.compile'd)
         self.optimizer = optimizer
         self.lam = float(lam)
         self.autocast_dtype = autocast_dtype
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        self.params = params
-        self.grad = flat_grad_buffer(params)
+        self.params = [p for group in optimizer.param_groups for p in group["params"]]
+        self.grad = flat_grad_buffer(self.params)
         self.struct_grad = torch.zeros_like(self.grad)
         self.value_dir = torch.zeros_like(self.grad)   # cached unit clean-label gradient
         # summed over the steps of an epoch: loss on noisy labels, loss on clean labels,
