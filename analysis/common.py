@@ -1,5 +1,6 @@
-"""What the analysis scripts share: loading runs, the bootstrap over seeds, plotting helpers,
-atomic output and the Markdown report.
+"""What the analysis scripts share: their command line and flow (loading and filtering runs,
+the printed report, the per-panel grids, writing figures, CSVs and the Markdown report), the
+bootstrap over seeds, labels and plotting helpers, and atomic output.
 
 Figures use :class:`matplotlib.figure.Figure` directly (Agg canvas, no pyplot state), so
 importing this module never changes the caller's matplotlib backend.
@@ -129,7 +130,15 @@ def run_cli(prog: str, fn) -> int:
         return 2
 
 
-def add_common_args(parser: argparse.ArgumentParser) -> None:
+def script_main(parser: argparse.ArgumentParser, run, argv=None) -> int:
+    """An analysis script's ``main``: parse ``argv``, then ``run(args)`` under :func:`run_cli`."""
+    args = parser.parse_args(argv)
+    return run_cli(parser.prog, lambda: run(args))
+
+
+def script_parser(prog: str, description: str) -> OneLineParser:
+    """The options both analysis scripts take; each adds its own."""
+    parser = OneLineParser(prog=prog, description=description)
     parser.add_argument(
         "dirs", nargs="+", metavar="DIR", help="output folders (one sweep, several, or a parent)"
     )
@@ -170,6 +179,7 @@ def add_common_args(parser: argparse.ArgumentParser) -> None:
         "--confidence", type=float, default=0.95, help="interval level (default 0.95)"
     )
     parser.add_argument("--pdf", action="store_true", help="also write the figures as PDF")
+    return parser
 
 
 # --------------------------------------------------------------------------- loading
@@ -181,7 +191,6 @@ class Runs:
 
     df: pd.DataFrame
     report: CollectReport
-    metric: str
     notes: list[str] = field(default_factory=list)
 
 
@@ -227,14 +236,20 @@ def chance_error(table: pd.DataFrame, override: float | None) -> float:
     return 0.9
 
 
-def load_runs(args, keys: dict[str, str | None], echo=print, header: str = "") -> Runs:
-    """Collect the runs under ``args.dirs`` and prepare them for one analysis.
+def start(args, curve_option: str, curve_key: str, header: str) -> tuple[Echo, Runs]:
+    """Check the shared options and collect the runs under ``args.dirs`` for one analysis.
 
-    Prints ``header`` (framed as in the notebooks) and the collect report once the input is
-    known to be usable. ``keys`` maps the option name (``--size-key``) to the key it names (None: not used).
-    Applies ``--where``, checks the keys, applies the diverged-run rule and drops runs that
-    lack the metric or a key, saying how many. The analysed value is in column ``y``.
+    Prints ``header`` (framed as in the notebooks), the collect report and the notes once the
+    input is known to be usable. Applies ``--where``, checks the keys (``curve_option`` names
+    ``curve_key``), applies the diverged-run rule and drops runs that lack the metric or a key,
+    saying how many. The analysed value is in column ``y``.
     """
+    if args.panel_key in ("none", "None", ""):
+        args.panel_key = None
+    if args.n_boot < 0:
+        raise AnalysisError("--n-boot must be >= 0")
+    echo = Echo()
+    keys = {curve_option: curve_key, "--panel-key": args.panel_key, "--x-key": args.x_key}
     table, report = collect(args.dirs, all_keys=True)
     if table.empty:
         raise AnalysisError(
@@ -256,10 +271,9 @@ def load_runs(args, keys: dict[str, str | None], echo=print, header: str = "") -
             raise AnalysisError(f"{option}: unknown key {key!r}; {_known_keys(table, report)}")
 
     # only now: a usage error above stays one line
-    if header:
-        echo("=" * 70)
-        echo(header)
-        echo("=" * 70)
+    echo("=" * 70)
+    echo(header)
+    echo("=" * 70)
     for line in report.lines():
         echo(line)
     table = table.copy()
@@ -320,7 +334,9 @@ def load_runs(args, keys: dict[str, str | None], echo=print, header: str = "") -
             f"WARNING: runs pooled into one point differ in {key} ({shown}); "
             f"restrict with --where {key}=VALUE or group by it"
         )
-    return Runs(df=table.reset_index(drop=True), report=report, metric=metric, notes=notes)
+    for note in notes:
+        echo(note)
+    return echo, Runs(table.reset_index(drop=True), report, notes)
 
 
 def pooled_keys(df: pd.DataFrame, cell_keys: list[str], config_keys: list[str]) -> dict:
@@ -336,14 +352,33 @@ def pooled_keys(df: pd.DataFrame, cell_keys: list[str], config_keys: list[str]) 
     return {k: sorted(df[k].dropna().unique().tolist(), key=str) for k in nun[nun > 1].index}
 
 
-def group_values(df: pd.DataFrame, key: str | None) -> list:
-    if key is None:
-        return [None]
-    return sorted(df[key].unique().tolist())
+@dataclass
+class Grid:
+    """The runs of one panel on the grid (curve value x x value)."""
+
+    value: object  # the panel key's value (None: one panel)
+    curves: list  # the curve key's values, ascending
+    xs: np.ndarray  # the x values, ascending
+    cells: pd.DataFrame  # cell_stats over the full grid
+    samples: list  # the runs' values, one array per cell with runs
+    where: list  # (curve index, x index) of each array in samples
 
 
-def subset(df: pd.DataFrame, key: str | None, value) -> pd.DataFrame:
-    return df if key is None else df[df[key] == value]
+def grids(df: pd.DataFrame, args, curve_key: str) -> list[Grid]:
+    """One :class:`Grid` per value of ``--panel-key`` (one in all without a panel key)."""
+    out = []
+    values = [None] if args.panel_key is None else sorted(df[args.panel_key].unique().tolist())
+    for value in values:
+        sub = df if args.panel_key is None else df[df[args.panel_key] == value]
+        curves = sorted(sub[curve_key].unique().tolist())
+        grid_x = sorted(sub[args.x_key].unique().tolist())
+        cells = cell_stats(sub, [curve_key, args.x_key], {curve_key: curves, args.x_key: grid_x})
+        samples, where = [], []
+        for (c, x), grp in sub.groupby([curve_key, args.x_key]):
+            samples.append(grp["y"].to_numpy(dtype=float))
+            where.append((curves.index(c), grid_x.index(x)))
+        out.append(Grid(value, curves, np.asarray(grid_x, dtype=float), cells, samples, where))
+    return out
 
 
 def cell_stats(df: pd.DataFrame, keys: list[str], grid: dict) -> pd.DataFrame:
@@ -391,22 +426,55 @@ def panel_head(panel_key: str | None, value) -> str:
     return label(panel_key, value) if panel_key else "all runs"
 
 
-def seeds_lines(cells: pd.DataFrame, row_key: str, x_key: str, head: str) -> list[str]:
-    """How many seeds each point of one panel rests on: one line, or a table if uneven."""
-    table = cells.pivot(index=row_key, columns=x_key, values="n")
-    prefix = f"{head}: " if head else ""
-    lines = []
-    if table.to_numpy().min() == table.to_numpy().max():
-        lines.append(f"{prefix}{seeds_note(cells['n'])} in all {table.size} cells")
-    else:
-        lines.append(f"{prefix}{seeds_note(cells['n'])}; 0 = missing cell")
-        table.columns = [fmt(c) for c in table.columns]
-        table.index = [label(row_key, i) for i in table.index]
-        lines += ["  " + ln for ln in table.to_string().splitlines()]
-    ndiv = int(cells["n_diverged"].sum())
-    if ndiv:
-        lines.append(f"{prefix}{ndiv} of these runs diverged (counted as described above)")
-    return lines
+def each_panel(echo, panels, panel_key: str | None):
+    """Yield the panels, each after its heading line."""
+    for p in panels:
+        echo(f"\n{panel_head(panel_key, p.value)}:")
+        yield p
+
+
+def echo_seeds(echo, panels, curve_key: str, args) -> None:
+    """How many seeds each point rests on, per panel: one line, or a table if uneven."""
+    echo(f"\n--- Seeds per point (runs per {sym(curve_key)} x {sym(args.x_key)} cell) ---")
+    for p in panels:
+        cells = p.cells
+        table = cells.pivot(index=curve_key, columns=args.x_key, values="n")
+        prefix = f"{panel_head(args.panel_key, p.value)}: " if args.panel_key else ""
+        if table.to_numpy().min() == table.to_numpy().max():
+            echo(f"{prefix}{seeds_note(cells['n'])} in all {table.size} cells")
+        else:
+            echo(f"{prefix}{seeds_note(cells['n'])}; 0 = missing cell")
+            table.columns = [fmt(c) for c in table.columns]
+            table.index = [label(curve_key, i) for i in table.index]
+            for ln in table.to_string().splitlines():
+                echo("  " + ln)
+        ndiv = int(cells["n_diverged"].sum())
+        if ndiv:
+            echo(f"{prefix}{ndiv} of these runs diverged (counted as described above)")
+
+
+def curve_cells(cells: pd.DataFrame, key: str, value, x_key: str):
+    """x, mean, std and n of one curve, by ascending x (n = 0: a missing cell)."""
+    cs = cells[cells[key] == value]
+    return tuple(cs[k].to_numpy(float) for k in (x_key, "mean", "std", "n"))
+
+
+def summary_start(p, args, key: str, value) -> dict:
+    """The first columns of a summary row: panel, curve, seeds per point, diverged runs."""
+    cs = p.cells[p.cells[key] == value]
+    ns = cs.loc[cs["n"] > 0, "n"]
+    return {
+        **({args.panel_key: p.value} if args.panel_key else {}),
+        key: value,
+        "n_min": int(ns.min()) if len(ns) else 0,
+        "n_max": int(ns.max()) if len(ns) else 0,
+        "n_diverged": int(cs["n_diverged"].sum()),
+    }
+
+
+def ci_cols(name: str, estimate) -> dict:
+    """``{name: e, name_lo: lo, name_hi: hi}`` for an (estimate, low, high) triple."""
+    return dict(zip((name, f"{name}_lo", f"{name}_hi"), estimate))
 
 
 # --------------------------------------------------------------------------- bootstrap
@@ -552,6 +620,20 @@ def mark_missing(ax, xs, color, size=9):
     )
 
 
+def estimate_handle(label: str, color="0.3") -> Line2D:
+    """Legend entry for the white diamonds that mark an estimate with its interval."""
+    return Line2D(
+        [],
+        [],
+        color=color,
+        marker="D",
+        markerfacecolor="white",
+        markeredgewidth=2,
+        linestyle="none",
+        label=label,
+    )
+
+
 MISSING_HANDLE = Line2D(
     [],
     [],
@@ -676,31 +758,59 @@ class Echo:
         return "\n".join(self.lines)
 
 
-def markdown_report(
-    title: str,
-    dirs,
-    intro: list[str],
-    figures: list[str],
-    printed: str,
-    tables: list[tuple[str, pd.DataFrame]],
-    files: list[str],
-    out_dir: str,
-) -> str:
-    """One Markdown file: inputs, figures (relative links), the printed summary, tables, files."""
+def all_cells(panels, panel_key: str | None) -> pd.DataFrame:
+    """The cells of all panels in one table (the panel key first)."""
+    frames = []
+    for p in panels:
+        c = p.cells.copy()
+        if panel_key:
+            c.insert(0, panel_key, p.value)
+        frames.append(c)
+    return pd.concat(frames, ignore_index=True)
+
+
+def write_outputs(
+    args, runs: Runs, echo: Echo, stem: str, title: str, figures, csvs, describe: str, tables
+) -> int:
+    """Write the figures, the CSVs, the runs analysed and the Markdown report to ``--out``.
+
+    ``figures``: (stem suffix, Figure); ``csvs``: (name, DataFrame) written as
+    ``<stem>_<name>.csv``; ``describe``: the report's line on the keys; ``tables``: (heading,
+    DataFrame) shown in the report, after the printed summary.
+    """
+    out_dir = args.out or default_out_dir(args.dirs)
+    figs = [
+        path for sfx, fig in figures for path in save_figure(fig, out_dir, stem + sfx, args.pdf)
+    ]
+    files = list(figs)
+    for name, df in csvs:
+        files.append(write_csv(df, os.path.join(out_dir, f"{stem}_{name}.csv")))
+    files += write_table(
+        runs.df.rename(columns={"y": f"analysed_{args.metric}"}),
+        os.path.join(out_dir, f"{stem}_runs.csv"),
+    )
+    report_path = os.path.join(out_dir, f"{stem}.md")
+    echo("\nwrote " + ", ".join([*files, report_path]))
+    intro = [
+        runs.report.summary(),
+        describe,
+        f"intervals: {args.confidence:.0%} {boot_desc(args)}",
+        *runs.notes,
+    ]
     buf = io.StringIO()
     w = buf.write
     w(f"# {title}\n\n")
-    w("Inputs: " + ", ".join(f"`{os.path.abspath(d)}`" for d in dirs) + "\n\n")
+    w("Inputs: " + ", ".join(f"`{os.path.abspath(d)}`" for d in args.dirs) + "\n\n")
     for line in intro:
         w(f"- {line}\n")
     w("\n")
-    for fig in figures:
-        rel = os.path.relpath(fig, out_dir)
-        w(f"![{os.path.basename(fig)}]({rel})\n\n")
-    w("## Printed summary\n\n```text\n" + printed.rstrip() + "\n```\n\n")
+    for fig in figs:
+        w(f"![{os.path.basename(fig)}]({os.path.relpath(fig, out_dir)})\n\n")
+    w("## Printed summary\n\n```text\n" + echo.text.rstrip() + "\n```\n\n")
     for name, df in tables:
         w(f"## {name}\n\n{md_table(df)}\n\n")
     w("## Files\n\n")
     for f in files:
         w(f"- [`{os.path.basename(f)}`]({os.path.relpath(f, out_dir)})\n")
-    return buf.getvalue()
+    write_text(report_path, buf.getvalue())
+    return 0

@@ -28,7 +28,6 @@ Writes to ``--out`` (default ``<first DIR>/analysis``): ``phase_boundary.png`` (
 from __future__ import annotations
 
 import math
-import os
 import sys
 from dataclasses import dataclass
 
@@ -38,7 +37,6 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis import common as C
-from analysis.collect import AnalysisError
 
 STEM = "phase_boundary"
 
@@ -104,18 +102,11 @@ class Panel:
         return float(self.boot.point[i]), *self.boot.ci(i)
 
 
-def analyse_panel(df, value, curve_key, x_key, grid_x, args) -> Panel:
-    curves = sorted(df[curve_key].unique().tolist())
-    xs = np.asarray(grid_x, dtype=float)
-    cells = C.cell_stats(df, [curve_key, x_key], {curve_key: curves, x_key: list(grid_x)})
-    arrays, owner = [], []
-    for (c, x), grp in df.groupby([curve_key, x_key]):
-        arrays.append(grp["y"].to_numpy(dtype=float))
-        owner.append((curves.index(c), list(grid_x).index(x)))
+def analyse_panel(g: C.Grid, args) -> Panel:
+    curves, xs, cells = g.curves, g.xs, g.cells
     directions, notebook, best = {}, {}, {}
     for c in curves:
-        row = cells[cells[curve_key] == c]
-        mean = row["mean"].to_numpy(float)
+        _, mean, _, _ = C.curve_cells(cells, args.curve_key, c, args.x_key)
         directions[c] = detect_direction(xs, mean)
         notebook[c] = notebook_lambda_c(xs, mean, args.threshold)
         j = int(np.nanargmin(mean))
@@ -125,7 +116,7 @@ def analyse_panel(df, value, curve_key, x_key, grid_x, args) -> Panel:
     def statistic(samples):
         batch = samples[0].shape[:-1]
         mean = np.full(batch + (len(curves), xs.size), np.nan)
-        for (i, j), a in zip(owner, samples):
+        for (i, j), a in zip(g.where, samples):
             mean[..., i, j] = a.mean(-1)
         out = np.full((len(curves),) + batch, np.nan)
         for i in range(len(curves)):
@@ -136,9 +127,9 @@ def analyse_panel(df, value, curve_key, x_key, grid_x, args) -> Panel:
         return out
 
     boot = C.bootstrap_cells(
-        arrays, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence
+        g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence
     )
-    return Panel(value, curves, xs, cells, directions, notebook, best, boot)
+    return Panel(g.value, curves, xs, cells, directions, notebook, best, boot)
 
 
 def verdict(panel: Panel, args) -> tuple[str, str, str]:
@@ -199,8 +190,7 @@ def draw(panels, args) -> C.Figure:
         ax, axb = axes[r, 0], axes[r, 1]
         any_missing = False
         for c in p.curves:
-            cs = p.cells[p.cells[args.curve_key] == c]
-            x, m, sd, n = (cs[k].to_numpy(float) for k in (args.x_key, "mean", "std", "n"))
+            x, m, sd, n = C.curve_cells(p.cells, args.curve_key, c, args.x_key)
             ax.errorbar(
                 x,
                 m,
@@ -248,16 +238,7 @@ def draw(panels, args) -> C.Figure:
         handles, _ = ax.get_legend_handles_labels()
         handles += [
             Line2D([], [], color="0.2", linestyle=":", label=f"threshold {args.threshold:.2f}"),
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                marker="D",
-                markerfacecolor="white",
-                markeredgewidth=2,
-                linestyle="none",
-                label=f"{x_sym}_c (interpolated), {args.confidence:.0%} CI",
-            ),
+            C.estimate_handle(f"{x_sym}_c (interpolated), {args.confidence:.0%} CI"),
         ]
         if args.guides:
             handles.append(
@@ -341,16 +322,7 @@ def draw(panels, args) -> C.Figure:
                     color="0.6",
                     label=f"notebook {x_sym}_c: first grid {x_sym} with error > {args.threshold:.2f}",
                 ),
-                Line2D(
-                    [],
-                    [],
-                    color="black",
-                    marker="D",
-                    markerfacecolor="white",
-                    markeredgewidth=2,
-                    linestyle="none",
-                    label=f"interpolated crossing, {args.confidence:.0%} CI",
-                ),
+                C.estimate_handle(f"interpolated crossing, {args.confidence:.0%} CI", "black"),
             ],
             fontsize=9,
             loc="upper center",
@@ -364,11 +336,10 @@ def draw(panels, args) -> C.Figure:
 
 
 def build_parser():
-    parser = C.OneLineParser(
-        prog="python -m analysis.phase_boundary",
-        description="Phase boundary lambda_c per lr (or any --curve-key) from dgl output folders.",
+    parser = C.script_parser(
+        "python -m analysis.phase_boundary",
+        "Phase boundary lambda_c per lr (or any --curve-key) from dgl output folders.",
     )
-    C.add_common_args(parser)
     parser.add_argument(
         "--curve-key", default="lr", help="one curve / lambda_c per value (default: lr)"
     )
@@ -386,33 +357,17 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return C.run_cli(parser.prog, lambda: run(args))
+    return C.script_main(build_parser(), run, argv)
 
 
 def run(args) -> int:
-    if args.panel_key in ("none", "None", ""):
-        args.panel_key = None
-    if args.n_boot < 0:
-        raise AnalysisError("--n-boot must be >= 0")
-    echo = C.Echo()
-    keys = {"--curve-key": args.curve_key, "--panel-key": args.panel_key, "--x-key": args.x_key}
-    runs = C.load_runs(args, keys, echo=echo, header="LR-LAMBDA INTERACTION ANALYSIS")
-    for note in runs.notes:
-        echo(note)
-    df = runs.df
-    panels = []
-    for value in C.group_values(df, args.panel_key):
-        sub = C.subset(df, args.panel_key, value)
-        grid_x = sorted(sub[args.x_key].unique().tolist())
-        panels.append(analyse_panel(sub, value, args.curve_key, args.x_key, grid_x, args))
+    echo, runs = C.start(args, "--curve-key", args.curve_key, "LR-LAMBDA INTERACTION ANALYSIS")
+    panels = [analyse_panel(g, args) for g in C.grids(runs.df, args, args.curve_key)]
 
     x_sym, c_key, thr = C.sym(args.x_key), args.curve_key, args.threshold
     # ---- the notebook's summary
     echo("\n--- Phase Boundary Analysis ---")
-    for p in panels:
-        echo(f"\n{C.panel_head(args.panel_key, p.value)}:")
+    for p in C.each_panel(echo, panels, args.panel_key):
         for c in p.curves:
             b, bx = p.best[c]
             nb = p.notebook[c]
@@ -422,21 +377,10 @@ def run(args) -> int:
             )
 
     # ---- beyond the notebook
-    conf = f"{args.confidence:.0%}"
-    boot_desc = C.boot_desc(args)
-    echo(f"\n--- Seeds per point (runs per {C.sym(c_key)} x {x_sym} cell) ---")
-    for p in panels:
-        for line in C.seeds_lines(
-            p.cells,
-            c_key,
-            args.x_key,
-            C.panel_head(args.panel_key, p.value) if args.panel_key else "",
-        ):
-            echo(line)
-
+    C.echo_seeds(echo, panels, c_key, args)
     echo(
         f"\n--- {x_sym}_c by linear interpolation of the crossing of {thr:.2f}, "
-        f"{conf} bootstrap intervals ({boot_desc}) ---"
+        f"{args.confidence:.0%} bootstrap intervals ({C.boot_desc(args)}) ---"
     )
     summary_rows, verdict_rows = [], []
     words = {
@@ -444,21 +388,18 @@ def run(args) -> int:
         -1: f"falls with {x_sym}",
         0: f"shows no trend in {x_sym} (flat, or fewer than 2 {x_sym} values)",
     }
-    for p in panels:
-        echo(f"\n{C.panel_head(args.panel_key, p.value)}:")
-        for c in p.curves:
+    for p in C.each_panel(echo, panels, args.panel_key):
+        for i, c in enumerate(p.curves):
             d = p.directions[c]
             lc, lo, hi = p.lambda_c(c)
-            ns = p.cells.loc[(p.cells[c_key] == c) & (p.cells["n"] > 0), "n"]
-            i = p.curves.index(c)
             undefined = p.boot.frac_undefined(i)
             extra = ""
             if undefined and undefined > 0:
                 extra = f"; no crossing in {undefined:.0%} of resamples (left out of the interval)"
             echo(
                 f"  {C.label(c_key, c)}: error {words[d]}; {x_sym}_c={C.fnum(lc, '.3f')} "
-                f"{C.fci(lo, hi, '.3f')} (notebook {x_sym}_c: "
-                f"{C.fnum(p.notebook[c], '.2f')}; {C.seeds_note(ns)}){extra}"
+                f"{C.fci(lo, hi, '.3f')} (notebook {x_sym}_c: {C.fnum(p.notebook[c], '.2f')}; "
+                f"{C.seeds_note(p.cells.loc[p.cells[c_key] == c, 'n'])}){extra}"
             )
             if d < 0 and np.isfinite(p.notebook[c]) and p.notebook[c] == p.xs.min():
                 echo(
@@ -468,18 +409,12 @@ def run(args) -> int:
             b, bx = p.best[c]
             summary_rows.append(
                 {
-                    **({args.panel_key: p.value} if args.panel_key else {}),
-                    c_key: c,
-                    "n_min": int(ns.min()) if len(ns) else 0,
-                    "n_max": int(ns.max()) if len(ns) else 0,
-                    "n_diverged": int(p.cells.loc[p.cells[c_key] == c, "n_diverged"].sum()),
+                    **C.summary_start(p, args, c_key, c),
                     f"min_mean_{args.metric}": b,
                     f"argmin_{args.x_key}": bx,
                     f"{args.x_key}_c_notebook": p.notebook[c],
                     "direction": {1: "rising", -1: "falling", 0: "flat"}[d],
-                    f"{args.x_key}_c": lc,
-                    f"{args.x_key}_c_lo": lo,
-                    f"{args.x_key}_c_hi": hi,
+                    **C.ci_cols(f"{args.x_key}_c", (lc, lo, hi)),
                     "no_crossing_resamples": undefined,
                     "threshold": thr,
                 }
@@ -498,46 +433,22 @@ def run(args) -> int:
             }
         )
 
-    # ---- outputs
-    out_dir = args.out or C.default_out_dir(args.dirs)
-    figs = C.save_figure(draw(panels, args), out_dir, STEM, args.pdf)
-    cells = []
-    for p in panels:
-        c = p.cells.copy()
-        if args.panel_key:
-            c.insert(0, args.panel_key, p.value)
-        cells.append(c)
-    cells = pd.concat(cells, ignore_index=True)
-    summary = pd.DataFrame(summary_rows)
-    verdicts = pd.DataFrame(verdict_rows)
-    files = list(figs)
-    files.append(C.write_csv(cells, os.path.join(out_dir, f"{STEM}_cells.csv")))
-    files.append(C.write_csv(summary, os.path.join(out_dir, f"{STEM}_summary.csv")))
-    files.append(C.write_csv(verdicts, os.path.join(out_dir, f"{STEM}_verdict.csv")))
-    files += C.write_table(
-        runs.df.rename(columns={"y": f"analysed_{args.metric}"}),
-        os.path.join(out_dir, f"{STEM}_runs.csv"),
-    )
-    report_path = os.path.join(out_dir, f"{STEM}.md")
-    echo("\nwrote " + ", ".join([*files, report_path]))
-    intro = [
-        runs.report.summary(),
-        f"metric: `{args.metric}`; curves by `{c_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; threshold {thr:.2f}",
-        f"intervals: {conf} {boot_desc}",
-        *runs.notes,
-    ]
-    md = C.markdown_report(
+    summary, verdicts = pd.DataFrame(summary_rows), pd.DataFrame(verdict_rows)
+    return C.write_outputs(
+        args,
+        runs,
+        echo,
+        STEM,
         "Phase boundary (lr x lambda)",
-        args.dirs,
-        intro,
-        figs,
-        echo.text,
+        [("", draw(panels, args))],
+        [
+            ("cells", C.all_cells(panels, args.panel_key)),
+            ("summary", summary),
+            ("verdict", verdicts),
+        ],
+        f"metric: `{args.metric}`; curves by `{c_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; threshold {thr:.2f}",
         [("Phase boundary per curve", summary), ("Conclusion", verdicts)],
-        files,
-        out_dir,
     )
-    C.write_text(report_path, md)
-    return 0
 
 
 if __name__ == "__main__":

@@ -29,7 +29,6 @@ runs analysed, with the value used in ``analysed_<metric>``) and the report
 from __future__ import annotations
 
 import math
-import os
 import sys
 import warnings
 from dataclasses import dataclass
@@ -46,6 +45,16 @@ from analysis.collect import AnalysisError
 STEM = "variance_peak"
 PER_SIZE = ("peak_std", "peak_x_grid", "peak_x", "sigmoid_width", "sigmoid_center", "max_slope")
 CLAIMS = ("exp_peak", "exp_width", "exp_slope")
+#: The claims tested: (question, statistic, its per-size input, side of 0 that answers yes,
+#: yes, no, the quantity whose log-log slope against the size is the statistic).
+CLAIM_TESTS = (
+    ("peak height rises with size", "exp_peak", "peak_std", ">0", "the peak rises",
+     "the peak falls", "peak std"),
+    ("transition sharpens with size", "exp_width", "sigmoid_width", "<0", "it sharpens",
+     "it broadens", "sigmoid width s"),
+    ("steepest slope grows with size", "exp_slope", "max_slope", ">0", "it steepens",
+     "it flattens", "steepest slope"),
+)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- model size
@@ -186,25 +195,17 @@ class Panel:
         return float(self.boot.point[i]), *self.boot.ci(i)
 
 
-def analyse_panel(df, value, size_key, x_key, grid_x, args) -> Panel:
-    sizes = sorted(df[size_key].unique().tolist())
-    xs = np.asarray(grid_x, dtype=float)
-    cells = C.cell_stats(df, [size_key, x_key], {size_key: sizes, x_key: list(grid_x)})
-    arrays, owner = [], []  # one entry per cell with runs: (size index, x index)
-    for (s, x), grp in df.groupby([size_key, x_key]):
-        arrays.append(grp["y"].to_numpy(dtype=float))
-        owner.append((sizes.index(s), list(grid_x).index(x)))
-    ns = np.zeros((len(sizes), xs.size))
-    for (i, j), a in zip(owner, arrays):
-        ns[i, j] = a.size
+def analyse_panel(g: C.Grid, args) -> Panel:
+    sizes, xs, cells = g.curves, g.xs, g.cells
     numeric = all(isinstance(s, (int, float, np.integer, np.floating)) and s > 0 for s in sizes)
     claims = numeric and len(sizes) >= 2
     size_arr = np.asarray(sizes, dtype=float) if numeric else None
 
-    fits = {}  # on all the data: drawn on the figure, and the bootstrap fits' starting point
-    for i, s in enumerate(sizes):
-        row = cells[cells[size_key] == s]
-        fits[s] = fit_sigmoid(xs, row["mean"].to_numpy(float), row["n"].to_numpy(float))
+    fits, ns = {}, []  # fits on all the data: drawn, and the bootstrap fits' starting point
+    for s in sizes:
+        _, mean, _, n = C.curve_cells(cells, args.size_key, s, args.x_key)
+        fits[s] = fit_sigmoid(xs, mean, n)
+        ns.append(n)
     start = [fits[s] for s in sizes]
 
     def statistic(samples):
@@ -213,7 +214,7 @@ def analyse_panel(df, value, size_key, x_key, grid_x, args) -> Panel:
         for i in range(len(sizes)):
             mean = np.full(batch + (xs.size,), np.nan)
             std = np.full(batch + (xs.size,), np.nan)
-            for (si, j), a in zip(owner, samples):
+            for (si, j), a in zip(g.where, samples):
                 if si != i:
                     continue
                 mean[..., j] = a.mean(-1)
@@ -238,15 +239,15 @@ def analyse_panel(df, value, size_key, x_key, grid_x, args) -> Panel:
 
     names = [f"{n}@{s!r}" for s in sizes for n in PER_SIZE] + (list(CLAIMS) if claims else [])
     boot = C.bootstrap_cells(
-        arrays, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence
+        g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence
     )
-    return Panel(value, sizes, xs, cells, boot, names, fits, claims)
+    return Panel(g.value, sizes, xs, cells, boot, names, fits, claims)
 
 
 # --------------------------------------------------------------------------- figures
 
 
-def draw_main(panels, runs, args, measure) -> C.Figure:
+def draw_main(panels, args, measure) -> C.Figure:
     ncols = 3 if args.susceptibility else 2
     fig, axes = C.new_figure(len(panels), ncols)
     x_sym = C.sym(args.x_key)
@@ -261,8 +262,7 @@ def draw_main(panels, runs, args, measure) -> C.Figure:
         any_missing = False
         for s in p.sizes:
             c = colors[s]
-            cs = p.cells[p.cells[args.size_key] == s].sort_values(args.x_key)
-            x, m, sd, n = (cs[k].to_numpy(float) for k in (args.x_key, "mean", "std", "n"))
+            x, m, sd, n = C.curve_cells(p.cells, args.size_key, s, args.x_key)
             lab = C.label(args.size_key, s)
             ax_e.errorbar(
                 x, m, yerr=np.nan_to_num(sd), marker="o", color=c, capsize=4, label=lab, linewidth=2
@@ -307,18 +307,7 @@ def draw_main(panels, runs, args, measure) -> C.Figure:
         ax_s.set_title(f"{head}Variance Peak (finite-size scaling)\n{note}", fontsize=12)
         ax_s.set_ylabel(f"Std({metric_name.split()[-1]}) - Variance Proxy", fontsize=12)
         extra_e = [Line2D([], [], color="0.3", linestyle="--", linewidth=1, label="sigmoid fit")]
-        extra_s = [
-            Line2D(
-                [],
-                [],
-                color="0.3",
-                marker="D",
-                markerfacecolor="white",
-                linestyle="none",
-                markeredgewidth=2,
-                label=f"peak, {args.confidence:.0%} CI",
-            )
-        ]
+        extra_s = [C.estimate_handle(f"peak, {args.confidence:.0%} CI")]
         if any_missing:
             extra_e.append(C.MISSING_HANDLE)
             extra_s.append(C.MISSING_HANDLE)
@@ -426,11 +415,10 @@ def draw_scaling(panels, args) -> C.Figure:
 
 
 def build_parser():
-    parser = C.OneLineParser(
-        prog="python -m analysis.variance_peak",
-        description="Variance peak (finite-size scaling) from dgl output folders.",
+    parser = C.script_parser(
+        "python -m analysis.variance_peak",
+        "Variance peak (finite-size scaling) from dgl output folders.",
     )
-    C.add_common_args(parser)
     parser.add_argument(
         "--size-key", default="model.width", help="model size key (default: model.width)"
     )
@@ -448,23 +436,13 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    return C.run_cli(parser.prog, lambda: run(args))
+    return C.script_main(build_parser(), run, argv)
 
 
 def run(args) -> int:
-    if args.panel_key in ("none", "None", ""):
-        args.panel_key = None
     if args.size_measure is None:
         args.size_measure = "params" if args.size_key in ("model.width", "width_mult") else "value"
-    if args.n_boot < 0:
-        raise AnalysisError("--n-boot must be >= 0")
-    echo = C.Echo()
-    keys = {"--size-key": args.size_key, "--panel-key": args.panel_key, "--x-key": args.x_key}
-    runs = C.load_runs(args, keys, echo=echo, header="FINITE-SIZE SCALING ANALYSIS")
-    for note in runs.notes:
-        echo(note)
+    echo, runs = C.start(args, "--size-key", args.size_key, "FINITE-SIZE SCALING ANALYSIS")
     df = runs.df
     measure = {}
     if args.susceptibility:
@@ -474,18 +452,12 @@ def run(args) -> int:
             raise AnalysisError(
                 f"--susceptibility: {args.size_key} values are not numbers"
             ) from None
-
-    panels = []
-    for value in C.group_values(df, args.panel_key):
-        sub = C.subset(df, args.panel_key, value)
-        grid_x = sorted(sub[args.x_key].unique().tolist())
-        panels.append(analyse_panel(sub, value, args.size_key, args.x_key, grid_x, args))
+    panels = [analyse_panel(g, args) for g in C.grids(df, args, args.size_key)]
 
     x_sym = C.sym(args.x_key)
     # ---- the notebook's summary
     echo("\n--- Variance Peak Analysis ---")
-    for p in panels:
-        echo(f"\n{C.panel_head(args.panel_key, p.value)}:")
+    for p in C.each_panel(echo, panels, args.panel_key):
         for s in p.sizes:
             h, _, _ = p.get("peak_std", s)
             xg, _, _ = p.get("peak_x_grid", s)
@@ -496,29 +468,21 @@ def run(args) -> int:
 
     # ---- beyond the notebook
     conf = f"{args.confidence:.0%}"
-    boot_desc = C.boot_desc(args)
-    echo(f"\n--- Seeds per point (runs per {C.sym(args.size_key)} x {x_sym} cell) ---")
-    for p in panels:
-        head = C.panel_head(args.panel_key, p.value) if args.panel_key else ""
-        for line in C.seeds_lines(p.cells, args.size_key, args.x_key, head):
-            echo(line)
-
-    echo(f"\n--- Peaks with {conf} bootstrap intervals ({boot_desc}) ---")
+    C.echo_seeds(echo, panels, args.size_key, args)
+    echo(f"\n--- Peaks with {conf} bootstrap intervals ({C.boot_desc(args)}) ---")
     summary_rows = []
     edge_notes = []
-    for p in panels:
-        echo(f"\n{C.panel_head(args.panel_key, p.value)}:")
+    for p in C.each_panel(echo, panels, args.panel_key):
         for s in p.sizes:
             h, hlo, hhi = p.get("peak_std", s)
             loc, llo, lhi = p.get("peak_x", s)
             xg = p.get("peak_x_grid", s)[0]
-            ns = p.cells.loc[p.cells[args.size_key] == s, "n"]
-            ns = ns[ns > 0]
             at_edge = bool(np.isfinite(xg) and (xg in (p.xs.min(), p.xs.max())))
             line = (
                 f"  {C.label(args.size_key, s)}: peak std={C.fnum(h)} {C.fci(hlo, hhi)} "
                 f"at {x_sym}={C.fnum(loc, '.3f')} {C.fci(llo, lhi, '.3f')} "
-                f"(grid argmax {C.fnum(xg, '.2f')}; {C.seeds_note(ns)})"
+                f"(grid argmax {C.fnum(xg, '.2f')}; "
+                f"{C.seeds_note(p.cells.loc[p.cells[args.size_key] == s, 'n'])})"
             )
             if args.susceptibility:
                 N = measure[s]
@@ -533,33 +497,15 @@ def run(args) -> int:
                     f"{C.label(args.size_key, s)}: the peak is at the edge of the {x_sym} grid; "
                     "the true peak may lie outside the scanned range"
                 )
-            sw, swlo, swhi = p.get("sigmoid_width", s)
-            x0, x0lo, x0hi = p.get("sigmoid_center", s)
-            sl, sllo, slhi = p.get("max_slope", s)
             row = {
-                **({args.panel_key: p.value} if args.panel_key else {}),
-                args.size_key: s,
-                "n_min": int(ns.min()) if len(ns) else 0,
-                "n_max": int(ns.max()) if len(ns) else 0,
-                "n_diverged": int(p.cells.loc[p.cells[args.size_key] == s, "n_diverged"].sum()),
-                "peak_std": h,
-                "peak_std_lo": hlo,
-                "peak_std_hi": hhi,
+                **C.summary_start(p, args, args.size_key, s),
+                **C.ci_cols("peak_std", (h, hlo, hhi)),
                 f"peak_{args.x_key}_grid": xg,
-                f"peak_{args.x_key}": loc,
-                f"peak_{args.x_key}_lo": llo,
-                f"peak_{args.x_key}_hi": lhi,
+                **C.ci_cols(f"peak_{args.x_key}", (loc, llo, lhi)),
                 "peak_at_grid_edge": at_edge,
-                "sigmoid_width": sw,
-                "sigmoid_width_lo": swlo,
-                "sigmoid_width_hi": swhi,
-                "sigmoid_center": x0,
-                "sigmoid_center_lo": x0lo,
-                "sigmoid_center_hi": x0hi,
-                "max_slope": sl,
-                "max_slope_lo": sllo,
-                "max_slope_hi": slhi,
             }
+            for stat in ("sigmoid_width", "sigmoid_center", "max_slope"):
+                row.update(C.ci_cols(stat, p.get(stat, s)))
             if args.susceptibility:
                 N = measure[s]
                 row.update(
@@ -578,8 +524,7 @@ def run(args) -> int:
         f"\n--- Transition: sigmoid fit of mean {args.metric} vs {x_sym} "
         f"(centre {x_sym}0, width s; 10-90% over 4.39 s), steepest slope ---"
     )
-    for p in panels:
-        echo(f"\n{C.panel_head(args.panel_key, p.value)}:")
+    for p in C.each_panel(echo, panels, args.panel_key):
         for s in p.sizes:
             sw, swlo, swhi = p.get("sigmoid_width", s)
             x0, x0lo, x0hi = p.get("sigmoid_center", s)
@@ -595,8 +540,7 @@ def run(args) -> int:
     echo(f"\n--- Claims ({conf} intervals) ---")
     claim_rows = []
     size_sym = C.sym(args.size_key)
-    for p in panels:
-        echo(f"\n{C.panel_head(args.panel_key, p.value)}:")
+    for p in C.each_panel(echo, panels, args.panel_key):
         if not p.claims:
             why = (
                 f"only one value of {args.size_key}"
@@ -605,35 +549,8 @@ def run(args) -> int:
             )
             echo(f"  cannot be answered: {why}")
             continue
-        for claim, stat, per_size, yes_if, yes, no, desc in (
-            (
-                "peak height rises with size",
-                "exp_peak",
-                "peak_std",
-                ">0",
-                "the peak rises",
-                "the peak falls",
-                f"d ln(peak std) / d ln({size_sym})",
-            ),
-            (
-                "transition sharpens with size",
-                "exp_width",
-                "sigmoid_width",
-                "<0",
-                "it sharpens",
-                "it broadens",
-                f"d ln(sigmoid width s) / d ln({size_sym})",
-            ),
-            (
-                "steepest slope grows with size",
-                "exp_slope",
-                "max_slope",
-                ">0",
-                "it steepens",
-                "it flattens",
-                f"d ln(steepest slope) / d ln({size_sym})",
-            ),
-        ):
+        for claim, stat, per_size, yes_if, yes, no, what in CLAIM_TESTS:
+            desc = f"d ln({what}) / d ln({size_sym})"
             e, lo, hi = p.get(stat)
             verdict = C.verdict_sign(lo, hi, yes_if, yes, no)
             left_out = [
@@ -652,77 +569,45 @@ def run(args) -> int:
                     "lo": lo,
                     "hi": hi,
                     "verdict": verdict.split(" (")[0],
-                    "undefined_resamples": p.boot.frac_undefined(p.names.index(stat))
-                    if p.boot.dist is not None
-                    else math.nan,
+                    "undefined_resamples": p.boot.frac_undefined(p.names.index(stat)),
                 }
             )
 
     # ---- outputs
-    out_dir = args.out or C.default_out_dir(args.dirs)
-    figs = C.save_figure(draw_main(panels, runs, args, measure), out_dir, STEM, args.pdf)
+    figures = [("", draw_main(panels, args, measure))]
     if any(p.claims for p in panels):
-        figs += C.save_figure(draw_scaling(panels, args), out_dir, f"{STEM}_scaling", args.pdf)
-    cells = []
-    for p in panels:
-        c = p.cells.copy()
-        if args.panel_key:
-            c.insert(0, args.panel_key, p.value)
-        c["var"] = c["std"] ** 2
-        if args.susceptibility:
-            c["size_N"] = c[args.size_key].map(measure)
-            c["chi"] = c["size_N"] * c["var"]
-        cells.append(c)
-    cells = pd.concat(cells, ignore_index=True)
+        figures.append(("_scaling", draw_scaling(panels, args)))
+    cells = C.all_cells(panels, args.panel_key)
+    cells["var"] = cells["std"] ** 2
+    if args.susceptibility:
+        cells["size_N"] = cells[args.size_key].map(measure)
+        cells["chi"] = cells["size_N"] * cells["var"]
     summary = pd.DataFrame(summary_rows)
     claims = pd.DataFrame(claim_rows)
-    files = list(figs)
-    files.append(C.write_csv(cells, os.path.join(out_dir, f"{STEM}_cells.csv")))
-    files.append(C.write_csv(summary, os.path.join(out_dir, f"{STEM}_summary.csv")))
-    if not claims.empty:
-        files.append(C.write_csv(claims, os.path.join(out_dir, f"{STEM}_claims.csv")))
-    files += C.write_table(
-        runs.df.rename(columns={"y": f"analysed_{args.metric}"}),
-        os.path.join(out_dir, f"{STEM}_runs.csv"),
-    )
-    report_path = os.path.join(out_dir, f"{STEM}.md")
-    echo("\nwrote " + ", ".join([*files, report_path]))
-
-    intro = [
-        runs.report.summary(),
-        f"metric: `{args.metric}`; size key `{args.size_key}`, panels by `{args.panel_key}`, x `{args.x_key}`",
-        f"intervals: {conf} {boot_desc}",
-        *runs.notes,
+    csvs = [("cells", cells), ("summary", summary)] + ([] if claims.empty else [("claims", claims)])
+    transition = [
+        c
+        for c in summary.columns
+        if c in (args.panel_key, args.size_key) or c.startswith(("sigmoid", "max_slope"))
     ]
-    peak_cols = [c for c in summary.columns if not c.startswith(("sigmoid", "max_slope"))]
     tables = [
-        ("Peaks", summary[peak_cols]),
         (
-            "Transition fits",
-            summary[
-                [
-                    c
-                    for c in summary.columns
-                    if c in (args.panel_key, args.size_key)
-                    or c.startswith(("sigmoid", "max_slope"))
-                ]
-            ],
+            "Peaks",
+            summary[[c for c in summary.columns if not c.startswith(("sigmoid", "max_slope"))]],
         ),
-    ]
-    if not claims.empty:
-        tables.append(("Claims", claims))
-    md = C.markdown_report(
+        ("Transition fits", summary[transition]),
+    ] + ([] if claims.empty else [("Claims", claims)])
+    return C.write_outputs(
+        args,
+        runs,
+        echo,
+        STEM,
         "Variance peak (finite-size scaling)",
-        args.dirs,
-        intro,
-        figs,
-        echo.text,
+        figures,
+        csvs,
+        f"metric: `{args.metric}`; size key `{args.size_key}`, panels by `{args.panel_key}`, x `{args.x_key}`",
         tables,
-        files,
-        out_dir,
     )
-    C.write_text(report_path, md)
-    return 0
 
 
 if __name__ == "__main__":
