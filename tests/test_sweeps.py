@@ -117,8 +117,7 @@ def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     assert "failed      " in out and "ZeroDivisionError" in out
 
 
-@pytest.mark.parametrize("bad", ["status_of_nothing"])
-def test_status_on_a_folder_without_sweeps_is_one_line(tmp_path, bad, capsys):
+def test_status_on_a_folder_without_sweeps_is_one_line(tmp_path):
     with pytest.raises(SystemExit) as e:
         status_main([str(tmp_path)])
     assert "no sweep folders" in str(e.value)
