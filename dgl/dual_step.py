@@ -80,11 +80,10 @@ class DualGradientStep:
         return [flat.as_strided(p.shape, p.grad.stride(), p.grad.storage_offset()) for p in self.params]
 
     def take_sums(self):
-        """Epoch means (loss_noisy, loss_clean, cosine) and step count; one host sync."""
-        sums = self.sums.tolist()
+        """Epoch means (loss_noisy, loss_clean, cosine), and reset; one host sync."""
+        *sums, steps = self.sums.tolist()
         self.sums.zero_()
-        steps = max(sums[3], 1)
-        return sums[0] / steps, sums[1] / steps, sums[2] / steps, int(sums[3])
+        return tuple(x / max(steps, 1) for x in sums)
 
 
 class GraphedStep:

@@ -105,7 +105,7 @@ class Trainer:
         self.data_rng = torch.Generator(device=storage).manual_seed(cfg.seed)
 
         self.state = dict(epoch=0, global_step=0, best_acc=0.0, elapsed=0.0, status="completed",
-                          history={"epoch": [], "test_acc": [], "test_error": []}, metrics=[], cosines=[])
+                          history={"epoch": [], "test_acc": [], "test_error": []}, metrics=[])
         self.checkpoint_path = self.run_dir / records.CHECKPOINT
         self.saver = records.BackgroundSaver()
         records.remove_stale_temp_files(self.run_dir)
@@ -117,7 +117,7 @@ class Trainer:
         """Snapshot the full training state to host memory now; write it in the background."""
         self.saver.save(self.checkpoint_path, records.to_cpu({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "value_dir": [v.clone() for v in self.step.per_parameter(self.step.value_dir)],
+            "scheduler": self.scheduler.state_dict(), "value_dir": self.step.per_parameter(self.step.value_dir),
             "data_rng": self.data_rng.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
             "numpy_rng": np.random.get_state(), "state": self.state,
@@ -163,7 +163,7 @@ class Trainer:
             state["global_step"] += 1
             self.steps_here += 1
         self.scheduler.step()
-        return self.step.take_sums()[:3]
+        return self.step.take_sums()
 
     def fit(self):
         """Train the remaining epochs, write the records, return the result dict."""
@@ -190,7 +190,6 @@ class Trainer:
             row["seconds"] = seconds = time.perf_counter() - start
             state["elapsed"] += seconds
             state["metrics"].append(row)
-            state["cosines"].append(cosine)
             records.write_csv(self.run_dir / records.METRICS, state["metrics"], METRIC_FIELDS)
             if t.progress:
                 # ETA from this process's recent epochs, leaving out its first (compile, capture)
@@ -217,7 +216,8 @@ class Trainer:
             "lambda": float(cfg.lam), "seed": int(cfg.seed),
             "test_acc": final_acc, "test_error": None if final_acc is None else 1 - final_acc,
             "best_acc": best_acc, "best_error": None if best_acc is None else 1 - best_acc,
-            "avg_cos_struct_value": float(np.mean(state["cosines"])) if state["cosines"] else None,
+            "avg_cos_struct_value": (float(np.mean([r["cos_struct_value"] for r in state["metrics"]]))
+                                     if state["metrics"] else None),
             "time_seconds": state["elapsed"], "history": history,
             "model": cfg.model.name, "dataset": self.dataset.name, "noise": cfg.noise.name,
             "epochs": int(t.epochs), "batch_size": int(t.batch_size), "value_every": int(t.value_every),
