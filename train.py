@@ -5,9 +5,13 @@
     python train.py -m model.width=0.5,1,2 lam=0.42,0.44 'seed=range(10)'
 """
 
+import os
+import sys
+
 import hydra
 
-import dgl  # noqa: F401  (registers the config resolvers)
+import dgl  # noqa: F401  (registers the config schema and resolvers)
+from dgl.config import ConfigError, one_line
 from dgl.run import run
 
 
@@ -17,4 +21,15 @@ def main(cfg):
 
 
 if __name__ == "__main__":
-    main()
+    # Hydra prints a config error over several lines and exits; let it raise instead, so a
+    # bad command line ends in one line that names the key and what is allowed.
+    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    try:
+        main()
+    except ConfigError as e:
+        sys.exit(f"error: {e}")
+    except Exception as e:
+        message = one_line(e)
+        if message is None:
+            raise
+        sys.exit(f"error: {message}")

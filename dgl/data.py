@@ -49,10 +49,10 @@ def _read_cifar_batch(path):
     return images, np.asarray(batch[b"labels"], dtype=np.int64)
 
 
-def load_cifar10(root, download=True):
-    """Read the pickled `cifar-10-batches-py` batches under `root`. When they are absent,
-    torchvision downloads (or, given `cifar-10-python.tar.gz` in `root`, checks and
-    extracts) the archive. We read the batches ourselves because torchvision's md5 check
+def ensure_cifar10(root, download=True):
+    """The `cifar-10-batches-py` folder under `root`. When it is absent, torchvision
+    downloads (or, given `cifar-10-python.tar.gz` in `root`, checks and extracts) the
+    archive; we read the batches ourselves (load_cifar10) because torchvision's md5 check
     of every batch would also reject the tiny CIFAR-format folders the tests write."""
     root = Path(root)
     folder = root / "cifar-10-batches-py"
@@ -68,6 +68,11 @@ def load_cifar10(root, download=True):
             torchvision.datasets.CIFAR10(str(root), train=True, download=True)
         except Exception as e:  # no internet, bad archive, ...
             raise DataError(f"{hint} (download failed: {type(e).__name__}: {e})") from None
+    return folder
+
+
+def load_cifar10(root, download=True):
+    folder = ensure_cifar10(root, download)
     try:
         train = [_read_cifar_batch(folder / f"data_batch_{i}") for i in range(1, 6)]
         test_images, test_labels = _read_cifar_batch(folder / "test_batch")
@@ -101,13 +106,26 @@ def _read_idx(root, stem):
     )
 
 
-def load_fashion_mnist(root):
+FASHION_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
+                 "t10k-labels-idx1-ubyte")
+
+
+def ensure_fashion_mnist(root):
     root = Path(root)
     if not root.is_dir():
         raise DataError(
             f"data.root: {root} does not exist; `apt-get install dataset-fashion-mnist` "
             f"puts Fashion-MNIST in /usr/share/datasets/fashion-mnist"
         )
+    for stem in FASHION_STEMS:
+        if not ((root / stem).exists() or (root / f"{stem}.gz").exists()):
+            raise DataError(f"data.root: Fashion-MNIST file {stem}(.gz) not found in {root}; "
+                            f"`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist")
+    return root
+
+
+def load_fashion_mnist(root):
+    root = ensure_fashion_mnist(root)
     images = {s: _read_idx(root, f"{s}-images-idx3-ubyte") for s in ("train", "t10k")}
     labels = {s: _read_idx(root, f"{s}-labels-idx1-ubyte") for s in ("train", "t10k")}
     return Dataset(
@@ -148,6 +166,15 @@ def make_synthetic(n_train=1024, n_test=512, image_size=32, num_classes=10, seed
     test_images, test_labels = draw(n_test)
     return Dataset("synthetic", train_images, train_labels, test_images, test_labels,
                    (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), num_classes)
+
+
+def ensure_available(cfg):
+    """Check (and for CIFAR-10, download if allowed) the data of a `data` config node
+    before a job starts, so a missing dataset stops the command before any job folder exists."""
+    if cfg.name == "cifar10":
+        ensure_cifar10(os.path.expanduser(str(cfg.root)), cfg.download)
+    elif cfg.name == "fashion_mnist":
+        ensure_fashion_mnist(os.path.expanduser(str(cfg.root)))
 
 
 def load_dataset(cfg):

@@ -132,6 +132,20 @@ def read_result(run_dir):
         return None
 
 
+def read_config(run_dir):
+    """The config a job folder was started with, as a dict: its config.yaml, else the
+    `config` of its result.json; None for a folder no run has started in."""
+    import yaml
+
+    try:
+        recorded = yaml.safe_load((Path(run_dir) / CONFIG).read_text())
+    except (OSError, yaml.YAMLError):
+        recorded = None
+    if not isinstance(recorded, dict):
+        recorded = (read_result(run_dir) or {}).get("config")
+    return recorded if isinstance(recorded, dict) else None
+
+
 def is_finished(run_dir):
     result = read_result(run_dir)
     return result is not None and result.get("status") in FINAL_STATUSES

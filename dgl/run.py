@@ -1,10 +1,11 @@
 """The Hydra task: one job = one configuration, trained in its own folder.
 
-A job whose folder already holds a finished result returns at once; one that another
-process is training is left alone; an interrupted one resumes from its checkpoint.
-Bad input stops with a one-line error before anything is loaded; a failure during
-training is recorded in result.json (status `failed`) and re-raised, so the launcher
-reports it and a rerun retries it.
+Before anything else the job is checked again (dgl.preflight: valid config, data present,
+a folder that holds nothing of another config): a sweep may start a job long after the
+sweep was checked, on another machine. A job whose folder already holds a finished result
+returns at once; one that another process is training is left alone; an interrupted one
+resumes from its checkpoint. A failure during training is recorded in result.json (status
+`failed`) and re-raised, so the launcher reports it and a rerun retries it.
 """
 
 import logging
@@ -12,12 +13,21 @@ import traceback
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
+from omegaconf import OmegaConf
 
 from dgl import records
-from dgl.config import ConfigError, validate
+from dgl.config import ConfigError, resolved_precision
 from dgl.data import DataError
+from dgl.preflight import check_job
 
 log = logging.getLogger("dgl")
+
+
+def config_record(cfg):
+    """The resolved config as it is recorded (config.yaml), train.precision decided."""
+    record = OmegaConf.to_container(cfg, resolve=True)
+    record["train"]["precision"] = resolved_precision(cfg)
+    return record
 
 
 def run(cfg):
@@ -25,8 +35,8 @@ def run(cfg):
     run_dir = Path(hydra_cfg.runtime.output_dir)
     overrides = list(hydra_cfg.overrides.task)
     try:
-        validate(cfg)
-    except ConfigError as e:
+        check_job(cfg, run_dir)
+    except (ConfigError, DataError) as e:
         raise SystemExit(f"error: {e}") from None
 
     if records.is_finished(run_dir):
@@ -40,6 +50,8 @@ def run(cfg):
     with lock:
         if records.is_finished(run_dir):  # another process finished it while we looked
             return records.read_result(run_dir)
+        if records.read_config(run_dir) is None:  # the folder's identity, before any training
+            records.write_text(run_dir / records.CONFIG, OmegaConf.to_yaml(config_record(cfg)))
         from dgl.trainer import train  # torch is imported only for jobs that train
 
         try:
@@ -50,7 +62,7 @@ def run(cfg):
             records.write_json(run_dir / records.RESULT, {
                 "status": "failed", "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(), "overrides": overrides,
-                "code_version": records.code_version(),
+                "config": config_record(cfg), "code_version": records.code_version(),
             })
             log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
             raise

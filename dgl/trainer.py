@@ -12,6 +12,7 @@ import torch
 from omegaconf import OmegaConf
 
 from dgl import records
+from dgl.config import fingerprint
 from dgl.data import Normalize, augment_epoch, load_dataset
 from dgl.dual_step import DualGradientStep, GraphedStep
 from dgl.models import build_model
@@ -69,7 +70,6 @@ class Trainer:
         noisy = make_noisy_labels(cfg.noise.name, clean, cfg.noise.rate, cfg.seed, dataset.num_classes)
         if not (self.run_dir / records.LABELS).exists():
             records.write_labels(self.run_dir / records.LABELS, clean, noisy)
-            records.write_text(self.run_dir / records.CONFIG, OmegaConf.to_yaml(cfg, resolve=True))
 
         # The notebooks' seeding, in their order: seed everything, draw the noise (NumPy,
         # reseeded inside), then build the model on the CPU, so the same seed gives the
@@ -225,6 +225,7 @@ class Trainer:
             "code_version": records.code_version(), "torch_version": torch.__version__,
             "host": platform.node(), "device_name": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
             "overrides": self.overrides, "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
+            "fingerprint": fingerprint(cfg),
         }
         self.saver.wait()
         records.write_json(self.run_dir / records.RESULT, result)

@@ -1,10 +1,10 @@
-"""`hydra/launcher=list`: print the jobs a multirun would run, and their state; run none.
+"""`hydra/launcher=list`: print the jobs a multirun would run, each with its state, the
+lambda it trains with and its folder; run none, write nothing.
 
     python train.py -m experiment=q1 hydra/launcher=list
 
-Jobs are matched to existing job folders by their overrides (dgl.sweeps), so `completed`
-means a real launch would skip the job. (Hydra's sweeper itself writes the sweep's
-multirun.yaml before any launcher runs, so listing records the sweep as `dgl.status` sees it.)
+Each job's config is composed and checked as a real launch would check it (dgl.preflight),
+so a job that would be refused is listed as `invalid` with the reason.
 """
 
 from dataclasses import dataclass
@@ -27,16 +27,22 @@ class ListLauncher(Launcher):
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides, initial_job_idx):
-        from dgl.sweeps import existing_jobs, job_state
+        from dgl.config import ConfigError
+        from dgl.data import DataError
+        from dgl.sweeps import job_state
+        from hydra_plugins.dgl_launcher.sweeper import check, job_dir
 
         setup_globals()
-        existing = existing_jobs(self.config.hydra.sweep.dir)
         counts, returns = {}, []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            job_dir = existing.get(frozenset(overrides))
-            state = job_state(job_dir)
+            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            try:
+                folder = check(sweep_config, data_checked=False)
+                state, note = job_state(folder), f"  ->  {folder}"
+            except (ConfigError, DataError) as e:
+                state, note = "invalid", f"  ->  {e}"
             counts[state] = counts.get(state, 0) + 1
-            print(f"{idx:4d} {state:11s} {' '.join(overrides)}" + (f"  ->  {job_dir}" if job_dir else ""))
+            print(f"{idx:4d} {state:11s} lam={sweep_config.lam} | {' '.join(overrides)}{note}")
             returns.append(JobReturn(overrides=list(overrides), status=JobStatus.COMPLETED, _return_value=None))
         summary = ", ".join(f"{n} {s}" for s, n in sorted(counts.items()))
         print(f"{len(job_overrides)} jobs ({summary}); sweep folder {self.config.hydra.sweep.dir}")

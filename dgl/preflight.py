@@ -1,0 +1,70 @@
+"""Checks made before a job may touch its folder: the config is valid, its data is there,
+and the folder holds nothing produced by another config.
+
+They run three times, always before anything trains: for a single run in a Hydra callback
+(before Hydra creates the run folder), for a sweep in the `dgl` sweeper (every job, before
+the sweep folder exists or any job starts, whatever the launcher), and again in each job
+(dgl.run), which may start much later on another machine.
+"""
+
+from pathlib import Path
+
+from hydra.experimental.callback import Callback
+from omegaconf import OmegaConf
+
+from dgl import records
+from dgl.config import ConfigError, computational, describe, differences, identity, validate
+
+
+def check_folder(cfg, job_dir):
+    """ConfigError if `job_dir` holds a run (started or finished) of another config."""
+    recorded = records.read_config(job_dir)
+    if recorded is None:
+        return
+    theirs, mine = computational(recorded), identity(cfg)
+    if theirs.get("train", {}).get("precision") == "auto":  # recorded before precision was resolved
+        theirs["train"]["precision"] = mine["train"]["precision"]
+    diffs = differences(theirs, mine)
+    if diffs:
+        raise ConfigError(f"{job_dir} holds a run of another config ({describe(diffs)}); it is "
+                          f"neither reused nor overwritten: give this run its own folder "
+                          f"(hydra.run.dir=... or hydra.sweep.dir=...)")
+
+
+def check_job(cfg, job_dir, data_checked=None):
+    """Every check for one job (cfg without `hydra`); ConfigError or DataError, one line.
+    data_checked: {data config: None or its error}, so that a sweep checks each data config
+    once; pass False to skip the data check (listing a sweep must not download anything)."""
+    from dgl.data import DataError, ensure_available
+
+    validate(cfg)
+    if data_checked is not False:
+        key = OmegaConf.to_yaml(cfg.data, resolve=True)
+        cache = {} if data_checked is None else data_checked
+        if key not in cache:
+            try:
+                ensure_available(cfg.data)
+                cache[key] = None
+            except DataError as e:
+                cache[key] = e
+        if cache[key] is not None:
+            raise cache[key]
+    check_folder(cfg, job_dir)
+
+
+def task_config(config):
+    """A Hydra config without its `hydra` node (what the task function receives)."""
+    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+    return task
+
+
+class Preflight(Callback):
+    """hydra.callbacks.preflight: checks a single run before Hydra creates its folder."""
+
+    def on_run_start(self, config, **kwargs):
+        from dgl.data import DataError
+
+        try:
+            check_job(task_config(config), Path(config.hydra.run.dir))
+        except (ConfigError, DataError) as e:
+            raise SystemExit(f"error: {e}") from None
