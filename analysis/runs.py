@@ -287,14 +287,16 @@ def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectRepo
         groups[row["_key"]].append(row)
     kept = []
     for group in groups.values():
-        group.sort(key=lambda r: (r["result_mtime"], -r["_rank"], r["run_dir"]))
-        best = group[-1]
-        kept.append(best)
-        copies = [r for r in group[:-1] if r["_rank"] and best["_rank"] and r["_folder"] == best["_folder"]]
-        report.copies += len(copies)
-        dropped = [r["run_dir"] for r in group[:-1] if not any(r is c for c in copies)]
-        if dropped:
-            report.duplicates.append((best["run_dir"], dropped))
+        first = {}  # a notebook folder's results.json, else its checkpoint, else its CSV
+        for r in sorted(group, key=lambda r: r["_rank"]):
+            if r["_rank"] and r["_folder"] in first:
+                report.copies += 1
+            else:
+                first[r["_folder"] if r["_rank"] else id(r)] = r
+        group = sorted(first.values(), key=lambda r: (r["result_mtime"], r["run_dir"]))
+        kept.append(group[-1])
+        if len(group) > 1:
+            report.duplicates.append((group[-1]["run_dir"], [r["run_dir"] for r in group[:-1]]))
     for lst in (report.duplicates, report.failed, report.in_progress, report.bad_files):
         lst.sort()
     kept.sort(key=lambda r: r["run_dir"])

@@ -293,7 +293,9 @@ def plant_coarse(root, seeds=5, noise=0.01, lrs=(0.1,)) -> None:
         for lam in COARSE_GRID:
             for seed in range(seeds):
                 y = float(coarse_mean(lam) + noise * rng.standard_normal())
-                write_run(root, "coarse", record(config(model="tv_resnet18", lam=lam, lr=lr, seed=seed, name="coarse"), y))
+                rec = record(config(model="tv_resnet18", lam=lam, lr=lr, seed=seed, name="coarse"), y)
+                rec["overrides"] = ["model=tv_resnet18", f"lr={lr}", f"lam={lam}", f"seed={seed}"]
+                write_run(root, "coarse", rec)
 
 
 def notebook_q1_records(seeds=3) -> list[dict]:
