@@ -45,13 +45,16 @@ def check_writable(path: str, option: str, folder: bool) -> None:
     a folder is wanted (or the reverse), or a file on the way to it."""
     path = os.path.abspath(path)
     if os.path.exists(path) and os.path.isdir(path) != folder:
-        raise AnalysisError(f"{option} {path}: is {'a file' if folder else 'a folder'}; "
-                            f"give {'a folder' if folder else 'a file name'}")
+        raise AnalysisError(
+            f"{option} {path}: is {'a file' if folder else 'a folder'}; give {'a folder' if folder else 'a file name'}"
+        )
     parent = path if folder else os.path.dirname(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise AnalysisError(f"{option} {path}: cannot write under {parent} ({'a file' if not os.path.isdir(parent) else 'not writable'})")
+        raise AnalysisError(
+            f"{option} {path}: cannot write under {parent} ({'a file' if not os.path.isdir(parent) else 'not writable'})"
+        )
 
 
 def default_out_dir(dirs) -> str:
@@ -63,21 +66,50 @@ def script_parser(prog: str, description: str) -> OneLineParser:
     """The options both analysis scripts take; each adds its own."""
     p = OneLineParser(prog=prog, description=description)
     add = p.add_argument
-    add("dirs", nargs="+", metavar="DIR", help="output folders or notebook result files (searched recursively)")
+    add(
+        "dirs",
+        nargs="+",
+        metavar="DIR",
+        help="output folders or notebook result files (searched recursively)",
+    )
     add("--out", metavar="FIG_DIR", help="output folder (default: <first DIR>/analysis)")
     add("--metric", default="best_error", help="result field to analyse (default: best_error)")
     add("--panel-key", default="noise.rate", help="one row of panels per value; 'none' for one row")
     add("--x-key", default="lam", help="x axis (default: lam)")
-    add("--where", action="append", default=[], metavar="KEY=VALUE", help="keep only runs with KEY=VALUE (repeatable)")
-    add("--diverged", choices=("count", "exclude"), default="count", help="diverged runs: count them or leave them out")
-    add("--chance-error", type=float, help="error of a diverged run where nothing was measured (default 1 - 1/classes)")
+    add(
+        "--where",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="keep only runs with KEY=VALUE (repeatable)",
+    )
+    add(
+        "--diverged",
+        choices=("count", "exclude"),
+        default="count",
+        help="diverged runs: count them or leave them out",
+    )
+    add(
+        "--chance-error",
+        type=float,
+        help="error of a diverged run where nothing was measured (default 1 - 1/classes)",
+    )
     add("--n-boot", type=int, default=2000, help="bootstrap resamples (default 2000)")
     add("--boot-seed", type=int, default=0, help="bootstrap RNG seed (default 0)")
     add("--confidence", type=float, default=0.95, help="interval level, between 0 and 1 (default 0.95)")
     add("--pdf", action="store_true", help="also write the figures as PDF")
-    add("--suggest", type=int, default=0, metavar="N", help="print N new lambda values per curve for the next sweep")
-    add("--experiment-dir", metavar="DIR", help="with --suggest: also write them as Hydra experiment files "
-        "here (e.g. conf/experiment), one per curve")
+    add(
+        "--suggest",
+        type=int,
+        default=0,
+        metavar="N",
+        help="print N new lambda values per curve for the next sweep",
+    )
+    add(
+        "--experiment-dir",
+        metavar="DIR",
+        help="with --suggest: also write them as Hydra experiment files here (e.g. conf/experiment), one per curve",
+    )
     return p
 
 
@@ -124,7 +156,12 @@ def where(table: pd.DataFrame, items: list[str], known: str) -> tuple[pd.DataFra
         if key not in table:
             raise AnalysisError(f"--where: unknown key {key!r}; {known}")
         try:
-            mask = np.isclose(pd.to_numeric(table[key], errors="coerce").to_numpy(float), float(value), rtol=1e-9, atol=1e-12)
+            mask = np.isclose(
+                pd.to_numeric(table[key], errors="coerce").to_numpy(float),
+                float(value),
+                rtol=1e-9,
+                atol=1e-12,
+            )
         except ValueError:
             mask = table[key].astype(str).to_numpy() == value
         notes.append(f"--where {key}={value}: kept {int(mask.sum())} of {len(table)} runs")
@@ -144,7 +181,9 @@ def start(args, curve_option: str, curve_key: str, header: str):
     if table.empty:
         raise AnalysisError("no runs left after --where " + " ".join(args.where))
     if args.metric not in table:
-        numeric = [c for c in ("best_error", "test_error", "best_acc", "test_acc", "avg_cos_struct_value") if c in table]
+        numeric = [
+            c for c in ("best_error", "test_error", "best_acc", "test_acc", "avg_cos_struct_value") if c in table
+        ]
         raise AnalysisError(f"--metric: unknown result field {args.metric!r}; numeric fields: {', '.join(numeric)}")
     for option, key in keys.items():
         if key is not None and key not in table:
@@ -169,9 +208,11 @@ def start(args, curve_option: str, curve_key: str, header: str):
     if table.empty:
         raise AnalysisError(f"no runs with {args.metric} and {', '.join(used)} left to analyse")
     for key, values in pooled_keys(table, args.panel_key, used, report.config_keys).items():
-        notes.append(f"WARNING: runs compared in one panel differ in {key} ({', '.join(values[:6])}"
-                     f"{' ...' if len(values) > 6 else ''}): they come from different experiments; "
-                     f"restrict with --where {key}=VALUE or group by it")
+        notes.append(
+            f"WARNING: runs compared in one panel differ in {key} ({', '.join(values[:6])}"
+            f"{' ...' if len(values) > 6 else ''}): they come from different experiments; "
+            f"restrict with --where {key}=VALUE or group by it"
+        )
     for note in notes:
         echo(note)
     return echo, Runs(table.reset_index(drop=True), report, notes)
@@ -212,7 +253,10 @@ def echo_seeds(echo, panels, curve_key: str, args) -> None:
             echo(f"{prefix}{FG.seeds_note(p.cells['n'])} in all {table.size} cells")
         else:
             echo(f"{prefix}{FG.seeds_note(p.cells['n'])}; 0 = missing cell")
-            table.columns, table.index = [FG.fmt(c) for c in table.columns], [FG.label(curve_key, i) for i in table.index]
+            table.columns, table.index = (
+                [FG.fmt(c) for c in table.columns],
+                [FG.label(curve_key, i) for i in table.index],
+            )
             for ln in table.to_string().splitlines():
                 echo("  " + ln)
 
@@ -220,8 +264,13 @@ def echo_seeds(echo, panels, curve_key: str, args) -> None:
 def summary_start(p, args, key: str, value) -> dict:
     """The first columns of a summary row: panel, curve, seeds per point, diverged runs."""
     cs = p.cells[(p.cells[key] == value) & (p.cells["n"] > 0)]
-    return {**({args.panel_key: p.value} if args.panel_key else {}), key: value, "n_min": int(cs["n"].min()),
-            "n_max": int(cs["n"].max()), "n_diverged": int(cs["n_diverged"].sum())}
+    return {
+        **({args.panel_key: p.value} if args.panel_key else {}),
+        key: value,
+        "n_min": int(cs["n"].min()),
+        "n_max": int(cs["n"].max()),
+        "n_diverged": int(cs["n_diverged"].sum()),
+    }
 
 
 def ci_cols(name: str, estimate) -> dict:
@@ -244,8 +293,9 @@ def boot_desc(args) -> str:
 
 def all_cells(panels, panel_key) -> pd.DataFrame:
     """The cells of all panels in one table (the panel key first)."""
-    return pd.concat([p.cells.assign(**{panel_key: p.value}) if panel_key else p.cells for p in panels],
-                     ignore_index=True)
+    return pd.concat(
+        [p.cells.assign(**{panel_key: p.value}) if panel_key else p.cells for p in panels], ignore_index=True
+    )
 
 
 # --------------------------------------------------------------------------- files
@@ -286,6 +336,7 @@ def write_table(df: pd.DataFrame, path: str) -> str:
 
 def md_table(df: pd.DataFrame) -> str:
     """A GitHub Markdown table."""
+
     def cell(v):
         return FG.fnum(float(v), ".4g") if isinstance(v, (float, np.floating)) else str(v).replace("|", "\\|")
 
@@ -299,17 +350,32 @@ def write_outputs(args, runs: Runs, echo: Echo, stem: str, title: str, figures, 
     ``figures``: (stem suffix, Figure); ``tables``: (name, heading or None, DataFrame), written
     as ``<stem>_<name>.csv`` and shown in the report under the heading."""
     out = args.out
-    figs = [atomic_write(os.path.join(out, f"{stem}{sfx}.{ext}"), lambda tmp, f=fig, e=ext: f.savefig(tmp, format=e, dpi=150))
-            for sfx, fig in figures for ext in (("png", "pdf") if args.pdf else ("png",))]
+    figs = [
+        atomic_write(
+            os.path.join(out, f"{stem}{sfx}.{ext}"),
+            lambda tmp, f=fig, e=ext: f.savefig(tmp, format=e, dpi=150),
+        )
+        for sfx, fig in figures
+        for ext in (("png", "pdf") if args.pdf else ("png",))
+    ]
     files = figs + [write_table(df, os.path.join(out, f"{stem}_{name}.csv")) for name, _, df in tables]
-    files.append(write_table(runs.df.rename(columns={"y": f"analysed_{args.metric}"}), os.path.join(out, f"{stem}_runs.csv")))
+    files.append(
+        write_table(runs.df.rename(columns={"y": f"analysed_{args.metric}"}), os.path.join(out, f"{stem}_runs.csv"))
+    )
     report_path = os.path.join(out, f"{stem}.md")
     echo("\nwrote " + ", ".join([*files, report_path]))
     buf = io.StringIO()
     buf.write(f"# {title}\n\nInputs: " + ", ".join(f"`{os.path.abspath(d)}`" for d in args.dirs) + "\n\n")
-    for line in (runs.report.summary(), describe, f"intervals: {args.confidence:.0%} {boot_desc(args)}", *runs.notes):
+    for line in (
+        runs.report.summary(),
+        describe,
+        f"intervals: {args.confidence:.0%} {boot_desc(args)}",
+        *runs.notes,
+    ):
         buf.write(f"- {line}\n")
-    buf.write("\n" + "".join(f"![{os.path.basename(f)}]({os.path.relpath(f, out)})\n\n" for f in figs if f.endswith(".png")))
+    buf.write(
+        "\n" + "".join(f"![{os.path.basename(f)}]({os.path.relpath(f, out)})\n\n" for f in figs if f.endswith(".png"))
+    )
     buf.write("## Printed summary\n\n```text\n" + "\n".join(echo.lines).rstrip() + "\n```\n\n")
     buf.write("".join(f"## {head}\n\n{md_table(df)}\n\n" for _, head, df in tables if head))
     buf.write("## Files\n\n" + "".join(f"- [`{os.path.basename(f)}`]({os.path.relpath(f, out)})\n" for f in files))

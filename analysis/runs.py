@@ -30,21 +30,52 @@ import pandas as pd
 
 #: Config keys that do not change what a run computes: runs that differ only in these are
 #: duplicates (the ones Hydra leaves out of the job folder name, plus ``data.download``).
-NON_SCIENCE_KEYS = frozenset({"data.root", "data.download", "data.on_device", "train.device", "train.compile",
-                              "train.cuda_graphs", "train.progress", "train.checkpoint_every", "name", "experiment"})
+NON_SCIENCE_KEYS = frozenset(
+    {
+        "data.root",
+        "data.download",
+        "data.on_device",
+        "train.device",
+        "train.compile",
+        "train.cuda_graphs",
+        "train.progress",
+        "train.checkpoint_every",
+        "name",
+        "experiment",
+    }
+)
 RUN_MARKERS = ("checkpoint.pt", ".hydra", ".lock", "metrics.csv", "labels.npz")
 STATUSES = ("completed", "diverged", "failed")
 #: What the notebooks fix in code (both use 100 epochs, batch 256, K = 16, fp32, SGD 0.9 /
 #: 5e-4, MultiStepLR at 50 % and 75 %, evaluation every 10 epochs); per notebook, the model.
-NOTEBOOK_CONFIG = {"data": {"name": "cifar10"}, "noise": {"name": "symmetric"},
-                   "train": {"epochs": 100, "batch_size": 256, "value_every": 16, "eval_every": 10,
-                             "momentum": 0.9, "weight_decay": 5e-4, "milestones": [0.5, 0.75],
-                             "gamma": 0.1, "precision": "fp32"}}
-NOTEBOOK_MODEL = {"width_mult": {"model": {"name": "resnet18"}, "lr": 0.1},  # Q1: width varies
-                  "lr": {"model": {"name": "tv_resnet18", "width": 1.0}}}  # Q3: lr varies
+NOTEBOOK_CONFIG = {
+    "data": {"name": "cifar10"},
+    "noise": {"name": "symmetric"},
+    "train": {
+        "epochs": 100,
+        "batch_size": 256,
+        "value_every": 16,
+        "eval_every": 10,
+        "momentum": 0.9,
+        "weight_decay": 5e-4,
+        "milestones": [0.5, 0.75],
+        "gamma": 0.1,
+        "precision": "fp32",
+    },
+}
+NOTEBOOK_MODEL = {
+    "width_mult": {"model": {"name": "resnet18"}, "lr": 0.1},  # Q1: width varies
+    "lr": {"model": {"name": "tv_resnet18", "width": 1.0}},
+}  # Q3: lr varies
 #: The notebook runs' equivalent in this project: ``python train.py experiment=... <overrides>``.
 NOTEBOOK_EXPERIMENT = {"width_mult": ["experiment=q1", "lam_index=0"], "lr": ["experiment=q3"]}
-NOTEBOOK_KEYS = {"lambda": "lam", "noise_rate": "noise.rate", "seed": "seed", "width_mult": "model.width", "lr": "lr"}
+NOTEBOOK_KEYS = {
+    "lambda": "lam",
+    "noise_rate": "noise.rate",
+    "seed": "seed",
+    "width_mult": "model.width",
+    "lr": "lr",
+}
 NOTEBOOK_FILES = ("_results.json", "_checkpoint.json", "_results.csv")
 
 
@@ -78,13 +109,17 @@ class CollectReport:
         return len(self.completed) + len(self.diverged)
 
     def skipped(self) -> str:
-        return (f"{len(self.failed)} failed, {len(self.in_progress)} in progress or interrupted, "
-                f"{len(self.bad_files)} unreadable, {sum(len(d) for _, d in self.duplicates)} duplicate(s)")
+        return (
+            f"{len(self.failed)} failed, {len(self.in_progress)} in progress or interrupted, "
+            f"{len(self.bad_files)} unreadable, {sum(len(d) for _, d in self.duplicates)} duplicate(s)"
+        )
 
     def summary(self) -> str:
         src = ", ".join(f"{n} from {s}" for s, n in sorted(self.sources.items()))
-        return (f"collected {self.n_runs} runs ({len(self.completed)} completed, {len(self.diverged)} diverged; "
-                f"{src or 'none'}) from {len(self.roots)} folder(s); skipped: {self.skipped()}")
+        return (
+            f"collected {self.n_runs} runs ({len(self.completed)} completed, {len(self.diverged)} diverged; "
+            f"{src or 'none'}) from {len(self.roots)} folder(s); skipped: {self.skipped()}"
+        )
 
     def lines(self, max_items: int = 20) -> list[str]:
         """The summary and every problem found, by path."""
@@ -93,8 +128,10 @@ class CollectReport:
             out.append(f"{self.copies} notebook run(s) appear in several files of their folder (read once)")
         for title, items in (
             ("unreadable files (fix or delete them):", [f"{p}: {why}" for p, why in self.bad_files]),
-            ("duplicate runs of one config (kept the newest file):",
-             [f"kept {k}; dropped {', '.join(d)}" for k, d in self.duplicates]),
+            (
+                "duplicate runs of one config (kept the newest file):",
+                [f"kept {k}; dropped {', '.join(d)}" for k, d in self.duplicates],
+            ),
             ("failed runs:", [f"{d}: {msg or 'no message'}" for d, msg in self.failed]),
             ("diverged runs:", self.diverged),
             ("in progress or interrupted (no result.json yet):", self.in_progress),
@@ -149,8 +186,12 @@ def _dgl_record(path: str) -> dict:
 
 
 def is_notebook_record(r) -> bool:
-    return isinstance(r, dict) and "status" not in r and {"lambda", "noise_rate", "seed"} <= set(r) and (
-        "width_mult" in r or "lr" in r)
+    return (
+        isinstance(r, dict)
+        and "status" not in r
+        and {"lambda", "noise_rate", "seed"} <= set(r)
+        and ("width_mult" in r or "lr" in r)
+    )
 
 
 def _notebook_records(path: str) -> list[dict]:
@@ -160,8 +201,9 @@ def _notebook_records(path: str) -> list[dict]:
             df = pd.read_csv(path)
         except (OSError, ValueError) as e:
             raise ValueError(f"not a readable CSV ({e})") from None
-        records = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
-                   for r in df.to_dict("records")]
+        records = [
+            {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in df.to_dict("records")
+        ]
     else:
         data = _read_json(path)
         records = data if isinstance(data, list) else [data]
@@ -262,12 +304,21 @@ def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectRepo
         source = f"notebook {kind.strip('_')}" if kind else "notebook record"
         for i, r in enumerate(records):
             run = f"{path}#{r.get('experiment_id', i)}" if len(records) > 1 or kind else path
-            add(run, source, path, _notebook_config(r, params), {**r, "overrides": _notebook_overrides(r)},
-                1 + NOTEBOOK_FILES.index(kind) if kind else 1)
+            add(
+                run,
+                source,
+                path,
+                _notebook_config(r, params),
+                {**r, "overrides": _notebook_overrides(r)},
+                1 + NOTEBOOK_FILES.index(kind) if kind else 1,
+            )
 
     for root in paths:
-        walk = [(os.path.dirname(os.path.abspath(root)), [], [os.path.basename(root)])] if os.path.isfile(root) \
+        walk = (
+            [(os.path.dirname(os.path.abspath(root)), [], [os.path.basename(root)])]
+            if os.path.isfile(root)
             else os.walk(root)
+        )
         for folder, dirnames, filenames in walk:
             names = set(filenames) | set(dirnames)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))  # never Hydra's folders
@@ -275,8 +326,11 @@ def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectRepo
                 if name.endswith((".json", ".csv")) and os.path.realpath(os.path.join(folder, name)) not in seen:
                     seen.add(os.path.realpath(os.path.join(folder, name)))
                     read_file(folder, name)
-            if ("result.json" not in filenames and any(m in names for m in RUN_MARKERS)
-                    and os.path.realpath(folder) not in seen):
+            if (
+                "result.json" not in filenames
+                and any(m in names for m in RUN_MARKERS)
+                and os.path.realpath(folder) not in seen
+            ):
                 seen.add(os.path.realpath(folder))
                 report.in_progress.append(folder)
 
@@ -334,15 +388,23 @@ def select(table: pd.DataFrame, metric: str, diverged: str, chance: float) -> tu
             unmeasured = div
         if metric.endswith("_error"):
             y[unmeasured] = chance
-        notes.append(f"diverged runs: {int(div.sum())} counted as real outcomes: {metric} as measured before the "
-                     f"divergence, chance level {chance:.2f} where nothing was measured ({int(unmeasured.sum())} "
-                     "run(s)); --diverged exclude leaves them out")
+        notes.append(
+            f"diverged runs: {int(div.sum())} counted as real outcomes: {metric} as measured before the "
+            f"divergence, chance level {chance:.2f} where nothing was measured ({int(unmeasured.sum())} "
+            "run(s)); --diverged exclude leaves them out"
+        )
     bad = ~np.isfinite(y.to_numpy())
     if bad.any():
-        what = [f"{d} ({metric}={v!r})" if v is not None and not (isinstance(v, float) and math.isnan(v))
-                else f"{d} (no {metric})" for d, v in zip(table["run_dir"][bad], raw[bad])]
-        notes.append(f"WARNING: {int(bad.sum())} run(s) left out: {metric} is missing, not a number, NaN or "
-                     f"infinite: " + "; ".join(what[:20]) + (" ..." if len(what) > 20 else ""))
+        what = [
+            f"{d} ({metric}={v!r})"
+            if v is not None and not (isinstance(v, float) and math.isnan(v))
+            else f"{d} (no {metric})"
+            for d, v in zip(table["run_dir"][bad], raw[bad])
+        ]
+        notes.append(
+            f"WARNING: {int(bad.sum())} run(s) left out: {metric} is missing, not a number, NaN or "
+            f"infinite: " + "; ".join(what[:20]) + (" ..." if len(what) > 20 else "")
+        )
     return table.assign(y=y.to_numpy())[~bad], notes
 
 

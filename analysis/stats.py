@@ -20,8 +20,9 @@ def cell_stats(df: pd.DataFrame, keys: list[str], grid: dict) -> pd.DataFrame:
     """Per cell: n, n_diverged, mean, std (ddof=1, as pandas and the notebooks). Cells of the
     full grid (``grid``: key -> all values) with no run are rows with n = 0 and NaN statistics."""
     g = df.assign(_div=(df["status"] == "diverged").astype(int)).groupby(keys)
-    stats = pd.DataFrame({"n": g["y"].size(), "n_diverged": g["_div"].sum(), "mean": g["y"].mean(),
-                          "std": g["y"].std(ddof=1)})
+    stats = pd.DataFrame(
+        {"n": g["y"].size(), "n_diverged": g["_div"].sum(), "mean": g["y"].mean(), "std": g["y"].std(ddof=1)}
+    )
     stats = stats.reindex(pd.MultiIndex.from_product([grid[k] for k in keys], names=keys))
     stats[["n", "n_diverged"]] = stats[["n", "n_diverged"]].fillna(0).astype(int)
     return stats.reset_index()
@@ -108,8 +109,15 @@ def bootstrap_cells(cells, statistic, *, n_boot: int, seed: int, confidence: flo
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = scipy.stats.bootstrap([cells[i] for i in varying], stat, n_resamples=n_boot, vectorized=True,
-                                    method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed))
+        res = scipy.stats.bootstrap(
+            [cells[i] for i in varying],
+            stat,
+            n_resamples=n_boot,
+            vectorized=True,
+            method="percentile",
+            confidence_level=confidence,
+            rng=np.random.default_rng(seed),
+        )
     dist = np.asarray(res.bootstrap_distribution, dtype=float).reshape(k, -1)
     low = np.atleast_1d(np.asarray(res.confidence_interval.low, dtype=float)).copy()
     high = np.atleast_1d(np.asarray(res.confidence_interval.high, dtype=float)).copy()
@@ -117,8 +125,11 @@ def bootstrap_cells(cells, statistic, *, n_boot: int, seed: int, confidence: flo
     for i in range(k):
         if not np.all(np.isfinite(dist[i])):  # no interpolation into infinity; NaN dropped
             v = dist[i][~np.isnan(dist[i])]
-            low[i], high[i] = (np.quantile(v, alpha, method="lower"), np.quantile(v, 1 - alpha, method="higher")) \
-                if v.size else (np.nan, np.nan)
+            low[i], high[i] = (
+                (np.quantile(v, alpha, method="lower"), np.quantile(v, 1 - alpha, method="higher"))
+                if v.size
+                else (np.nan, np.nan)
+            )
     return Boot(point, low, high, dist)
 
 
@@ -155,7 +166,12 @@ def fit_sigmoid(xs: np.ndarray, means: np.ndarray, ns: np.ndarray, p0=None):
     bounds = ([lo - r, lo - r, x.min(), math.log(span / 200)], [hi + r, hi + r, x.max(), math.log(2 * span)])
     if p0 is None or not np.all(np.isfinite(p0)):
         cross = np.nonzero(np.diff(np.sign(m - 0.5 * (m[0] + m[-1]))))[0]
-        p0 = (m[0], m[-1], float(x[cross[0]:cross[0] + 2].mean()) if cross.size else float(x.mean()), span / 6)
+        p0 = (
+            m[0],
+            m[-1],
+            float(x[cross[0] : cross[0] + 2].mean()) if cross.size else float(x.mean()),
+            span / 6,
+        )
     start = np.clip([p0[0], p0[1], p0[2], math.log(max(p0[3], 1e-12))], bounds[0], bounds[1])
     try:
         with warnings.catch_warnings():

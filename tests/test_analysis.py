@@ -21,8 +21,8 @@ sys.path.insert(0, os.path.dirname(__file__))
 import analysis_fixtures as F
 
 from analysis import collect, runs
-from analysis import stats as S
 from analysis import phase_boundary as PB
+from analysis import stats as S
 from analysis import variance_peak as VP
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

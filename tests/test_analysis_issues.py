@@ -198,3 +198,12 @@ def test_sparse_figures_show_only_what_is_drawn(tmp_path):
     assert labels == ["width=1.0×", "width=1.0×"]  # no "sigmoid fit", no "peak, 95% CI"
     lo, hi = ax_e.get_ylim()
     assert hi - lo >= 0.05 - 1e-9 and lo <= 0.300 and hi >= 0.302
+
+
+def test_analysis_never_imports_torch_or_dgl():
+    import subprocess
+
+    code = ("import sys, analysis.variance_peak, analysis.phase_boundary, analysis.collect; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dgl')))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
