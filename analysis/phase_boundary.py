@@ -1,329 +1,206 @@
 """Q3, lr x lambda: where the error crosses a threshold (the phase boundary), per lr.
 
-    python -m analysis.phase_boundary DIR... [--threshold 0.20] [--out FIG_DIR]
+    python -m analysis.phase_boundary DIR... [--threshold 0.20] [--out FIG_DIR] [--suggest N]
         [--curve-key lr] [--panel-key noise.rate] [--x-key lam] [--metric best_error]
 
 Reproduces the notebook's analysis (``001_*``): per noise rate, mean best error vs lambda per
-lr with std error bars and the 0.15 / 0.25 guide lines, and lambda_c per lr as bars; prints the
-best error and its lambda, and lambda_c, per lr and noise rate. lambda_c as in the notebook:
-the first lambda (ascending) whose mean error exceeds the threshold.
+lr with std error bars and the 0.15 / 0.25 guide lines, and lambda_c per lr as bars (the
+notebook's lambda_c: the first lambda, ascending, whose mean error exceeds the threshold).
 
-Beyond it:
-
-- lambda_c by linear interpolation of the crossing of the threshold between the two
-  neighbouring lambdas that bracket it. The direction is detected (sign of the least-squares
-  slope of the mean error vs lambda), not assumed: lambda_c is the first entry into the
-  high-error phase scanning from the low-error side (ascending lambda when the error rises
-  with lambda, descending when it falls). No crossing: "below grid" / "above grid";
-- a percentile bootstrap interval over seeds (the runs of each cell resampled independently;
-  the direction is held at the one detected on all the data);
-- the notebook's verdict, decided: "Phase boundary depends on (lambda, eta, lr)" when some two
-  lrs' intervals do not overlap, else "Phase structure is robust to lr variation".
-
-Writes to ``--out`` (default ``<first DIR>/analysis``): ``phase_boundary.png`` (+ ``.pdf``),
-``phase_boundary_cells.csv``, ``phase_boundary_summary.csv``, ``phase_boundary_verdict.csv``,
-``phase_boundary_runs.csv`` (the runs analysed) and the report ``phase_boundary.md``.
+Beyond it, lambda_c from a logistic fitted to each curve's cell means (refitted in every
+bootstrap resample of the seeds), with the grid bracket in which the crossing lies. The
+interval is honest about the grid: where fewer than two cells lie on the transition, the
+logistic's centre and width are not both determined by the data, so the interval is widened
+to the whole bracket (the seed spread alone would claim a precision the grid does not have).
+The notebook's verdict is decided from the intervals: "depends" when some two lrs' intervals
+do not overlap. Writes ``phase_boundary.png``, ``_cells.csv``, ``_summary.csv``,
+``_verdict.csv``, ``_runs.csv`` and the report ``phase_boundary.md`` to ``--out``.
 """
 
 from __future__ import annotations
 
 import math
 import sys
-from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from analysis import common as C
+from analysis import figures as FG
+from analysis import report as R
+from analysis import stats as S
+from analysis.suggest import suggest
 
 STEM = "phase_boundary"
 
 
-# --------------------------------------------------------------------------- statistics
-
-
-def detect_direction(xs: np.ndarray, mean: np.ndarray) -> int:
-    """+1 if the mean error rises with lambda (least-squares slope), -1 if it falls, 0 if flat."""
-    ok = np.isfinite(mean)
-    if ok.sum() < 2:
-        return 0
-    slope = np.polyfit(xs[ok], mean[ok], 1)[0]
-    if abs(slope) * np.ptp(xs[ok]) <= 1e-9 * max(1.0, float(np.abs(mean[ok]).max())):
-        return 0  # flat (up to rounding)
-    return int(np.sign(slope))
-
-
-def notebook_lambda_c(xs: np.ndarray, mean: np.ndarray, threshold: float) -> float:
-    """The notebook's lambda_c: the first lambda (ascending) whose mean error exceeds it."""
-    for x, m in zip(xs, mean):
-        if np.isfinite(m) and m > threshold:
-            return float(x)
-    return math.nan
-
-
-def interpolated_lambda_c(
-    xs: np.ndarray, mean: np.ndarray, threshold: float, direction: int
-) -> float:
-    """Linear interpolation of the first entry into the high-error phase (mean > threshold),
-    scanning from the low-error side. ±inf: the boundary lies beyond the grid on that side;
-    NaN: no crossing in the given direction (or no direction)."""
-    ok = np.isfinite(mean)
-    x, y = xs[ok], mean[ok]
-    if x.size < 2 or direction == 0:
-        return math.nan
-    if direction < 0:  # the error falls with lambda: the low-error side is high lambda
-        x, y = x[::-1], y[::-1]
-    bad = y > threshold
-    for i in range(1, x.size):
-        if bad[i] and not bad[i - 1]:
-            return float(x[i - 1] + (threshold - y[i - 1]) * (x[i] - x[i - 1]) / (y[i] - y[i - 1]))
-    if bad.all():
-        return -math.inf if direction > 0 else math.inf
-    if not bad.any():
-        return math.inf if direction > 0 else -math.inf
-    return math.nan
-
-
-@dataclass
-class Panel:
-    value: object
-    curves: list
-    xs: np.ndarray
-    cells: pd.DataFrame
-    directions: dict  # curve -> +1 / -1 / 0
-    notebook: dict  # curve -> notebook lambda_c (grid value or NaN)
-    best: dict  # curve -> (best mean error, its lambda)
-    boot: C.Boot  # one statistic per curve: the interpolated lambda_c
-
-    def lambda_c(self, curve):
-        i = self.curves.index(curve)
-        return float(self.boot.point[i]), *self.boot.ci(i)
-
-
-def analyse_panel(g: C.Grid, args) -> Panel:
-    curves, xs, cells = g.curves, g.xs, g.cells
-    directions, notebook, best = {}, {}, {}
-    for c in curves:
-        _, mean, _, _ = C.curve_cells(cells, args.curve_key, c, args.x_key)
-        directions[c] = detect_direction(xs, mean)
-        notebook[c] = notebook_lambda_c(xs, mean, args.threshold)
-        j = int(np.nanargmin(mean))
-        best[c] = (float(mean[j]), float(xs[j]))
-    dirs = [directions[c] for c in curves]
+def analyse_panel(g: S.Grid, args) -> S.Grid:
+    """Adds ``g.est``: per curve, a dict of every estimate (see the keys below)."""
+    thr, nc = args.threshold, len(g.curves)
+    curves = [g.curve(args.curve_key, c, args.x_key) for c in g.curves]
+    fits = [S.fit_sigmoid(g.xs, m, n) for _, m, _, n in curves]
 
     def statistic(samples):
-        batch = samples[0].shape[:-1]
-        mean = np.full(batch + (len(curves), xs.size), np.nan)
-        for (i, j), a in zip(g.where, samples):
-            mean[..., i, j] = a.mean(-1)
-        out = np.full((len(curves),) + batch, np.nan)
-        for i in range(len(curves)):
-            for idx in np.ndindex(batch):
-                out[(i, *idx)] = interpolated_lambda_c(
-                    xs, mean[idx + (i,)], args.threshold, dirs[i]
-                )
-        return out
-
-    boot = C.bootstrap_cells(
-        g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence
-    )
-    return Panel(g.value, curves, xs, cells, directions, notebook, best, boot)
-
-
-def verdict(panel: Panel, args) -> tuple[str, str, str]:
-    """(short verdict, the notebook's line, the reason) from whether the intervals overlap."""
-    x, p, c = (
-        C.sym(args.x_key),
-        C.sym(args.panel_key) if args.panel_key else None,
-        C.sym(args.curve_key),
-    )
-    depends = f"Phase boundary depends on ({', '.join(s for s in (x, p, c) if s)})"
-    robust = f"Phase structure is robust to {c} variation"
-    ivs = []
-    for curve in panel.curves:
-        _, lo, hi = panel.lambda_c(curve)
-        if not (math.isnan(lo) or math.isnan(hi)):
-            ivs.append((curve, lo, hi))
-    if len(ivs) < 2:
-        why = (
-            f"fewer than two {c} values have a {x}_c interval "
-            "(no crossing, or fewer than 2 seeds per cell)"
+        means = g.means(samples)
+        return S.batched(
+            means.shape[:-2],
+            lambda idx: [
+                S.crossing(S.fit_sigmoid(g.xs, means[idx][i], curves[i][3], p0=fits[i]), thr) for i in range(nc)
+            ],
+            nc,
         )
+
+    boot = S.bootstrap_cells(g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence)
+    g.est = []
+    for i, (x, mean, _, n) in enumerate(curves):
+        fit_lo, fit_hi = boot.ci(i)
+        lc, lo, hi = float(boot.point[i]), fit_lo, fit_hi
+        brs, on = S.brackets(g.xs, mean, thr), S.on_transition(mean)
+        rising = (
+            (fits[i][1] > fits[i][0])
+            if np.isfinite(fits[i][0])
+            else mean[np.isfinite(mean)][-1] > mean[np.isfinite(mean)][0]
+        )
+        why = ""
+        if not brs:  # never crosses on the grid: beyond it, on the side the error rises or falls to
+            up = bool(np.all(mean[np.isfinite(mean)] > thr)) != rising
+            edge = g.xs.max() if up else g.xs.min()
+            lc, lo, hi = (math.inf, edge, math.inf) if up else (-math.inf, -math.inf, edge)
+        elif on < 2 or not (np.isfinite(lc) and np.isfinite(lo) and np.isfinite(hi)):
+            lo = min(b[0] for b in brs) if math.isnan(lo) else min(lo, *(b[0] for b in brs))
+            hi = max(b[1] for b in brs) if math.isnan(hi) else max(hi, *(b[1] for b in brs))
+            why = (
+                (
+                    f"the grid does not resolve the transition ({on} cell(s) on it): the interval is the grid "
+                    f"bracket, not the seed spread {FG.fci(fit_lo, fit_hi, '.3f')}"
+                )
+                if on < 2
+                else "no fit or no bootstrap interval: the interval is the grid bracket"
+            )
+        j = int(np.nanargmin(mean))
+        g.est.append(
+            {
+                "lam_c": (lc, lo, hi),
+                "fit_ci": (fit_lo, fit_hi),
+                "fit": fits[i],
+                "brackets": brs,
+                "on": on,
+                "why": why,
+                "rising": rising,
+                "notebook": S.notebook_lambda_c(g.xs, mean, thr),
+                "best": (float(mean[j]), float(g.xs[j])),
+                "undefined": boot.frac_undefined(i),
+            }
+        )
+    return g
+
+
+def verdict(p, args) -> tuple[str, str, str]:
+    """(short verdict, the notebook's line, the reason) from whether the intervals overlap."""
+    x, c = FG.sym(args.x_key), FG.sym(args.curve_key)
+    depends = (
+        f"Phase boundary depends on ({', '.join(FG.sym(k) for k in (args.x_key, args.panel_key, args.curve_key) if k)})"
+    )
+    ivs = [(curve, *e["lam_c"]) for curve, e in zip(p.curves, p.est) if not math.isnan(e["lam_c"][1] + e["lam_c"][2])]
+    if len(ivs) < 2:
+        why = f"fewer than two {c} values have a {x}_c interval (no crossing, or fewer than 4 {x} values)"
         return "undetermined", f"Undetermined: {why}", why
-    hi_lo = max(ivs, key=lambda t: t[1])
-    lo_hi = min(ivs, key=lambda t: t[2])
-    if hi_lo[1] > lo_hi[2]:
+    hi_lo, lo_hi = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])
+    if hi_lo[2] > lo_hi[3]:
         why = (
-            f"the {x}_c intervals of {C.label(args.curve_key, lo_hi[0])} "
-            f"{C.fci(lo_hi[1], lo_hi[2], '.3f')} and {C.label(args.curve_key, hi_lo[0])} "
-            f"{C.fci(hi_lo[1], hi_lo[2], '.3f')} do not overlap"
+            f"the {x}_c intervals of {FG.label(args.curve_key, lo_hi[0])} {FG.fci(lo_hi[2], lo_hi[3], '.3f')} and "
+            f"{FG.label(args.curve_key, hi_lo[0])} {FG.fci(hi_lo[2], hi_lo[3], '.3f')} do not overlap"
         )
         return "depends", depends, why
-    inside = [t for t in ivs if math.isfinite(panel.lambda_c(t[0])[0])]
-    if len(inside) < 2:
-        why = (
-            f"the {x}_c intervals overlap, but fewer than two {c} values cross the threshold "
-            f"inside the {x} grid, so the overlap says nothing"
-        )
+    if sum(math.isfinite(t[1]) for t in ivs) < 2:
+        why = f"fewer than two {c} values cross the threshold inside the {x} grid, so the overlap says nothing"
         return "undetermined", f"Undetermined: {why}", why
-    why = (
-        f"all {len(ivs)} {x}_c intervals overlap (common range {C.fci(hi_lo[1], lo_hi[2], '.3f')})"
-    )
-    return "robust", robust, why
+    why = f"all {len(ivs)} {x}_c intervals overlap (common range {FG.fci(hi_lo[2], lo_hi[3], '.3f')})"
+    return "robust", f"Phase structure is robust to {c} variation", why
 
 
-# --------------------------------------------------------------------------- figure
-
-
-def draw(panels, args) -> C.Figure:
-    fig, axes = C.new_figure(len(panels), 2)
-    x_sym = C.sym(args.x_key)
-    curves_all = sorted({c for p in panels for c in p.curves})
-    colors = C.palette(curves_all)
-    is_error = args.metric.endswith("_error")
+def draw(panels, args):
+    fig, axes = FG.new_figure(len(panels), 2)
+    x_sym, thr = FG.sym(args.x_key), args.threshold
+    colors = FG.palette(sorted({c for p in panels for c in p.curves}))
     for r, p in enumerate(panels):
-        head = f"{C.label(args.panel_key, p.value)}: " if args.panel_key else ""
-        note = C.seeds_note(p.cells["n"], figure=True)
-        n_full = C.typical_n(p.cells["n"])
-        ax, axb = axes[r, 0], axes[r, 1]
-        any_missing = False
-        for c in p.curves:
-            x, m, sd, n = C.curve_cells(p.cells, args.curve_key, c, args.x_key)
+        head = f"{FG.label(args.panel_key, p.value)}: " if args.panel_key else ""
+        ax, axb = axes[r]
+        n_full, drawn = FG.typical_n(p.cells["n"]), set()
+        for i, c in enumerate(p.curves):
+            x, m, sd, n = p.curve(args.curve_key, c, args.x_key)
+            e, col = p.est[i], colors[c]
             ax.errorbar(
                 x,
                 m,
                 yerr=np.nan_to_num(sd),
                 marker="o",
-                color=colors[c],
+                color=col,
                 capsize=4,
-                label=C.label(args.curve_key, c),
+                label=FG.label(args.curve_key, c),
                 linewidth=2,
             )
-            missing = x[n == 0]
-            any_missing |= missing.size > 0
-            C.mark_missing(ax, missing, colors[c])
-            C.annotate_n(ax, x, m, n, n_full, colors[c])
-            lc, lo, hi = p.lambda_c(c)
+            FG.mark_missing(ax, x[n == 0], col)
+            drawn |= {"missing"} if (n == 0).any() else set()
+            FG.annotate_n(ax, x, m, n, n_full, col)
+            if np.isfinite(e["fit"][3]):
+                xf = np.linspace(p.xs.min(), p.xs.max(), 200)
+                ax.plot(xf, S.sigmoid(xf, *e["fit"]), color=col, linestyle="--", linewidth=1, alpha=0.8)
+                drawn.add("fit")
+            lc, lo, hi = e["lam_c"]
             if np.isfinite(lc):
-                xerr = None
-                if np.isfinite(lo) and np.isfinite(hi):
-                    xerr = [[max(lc - lo, 0)], [max(hi - lc, 0)]]
-                ax.errorbar(
-                    [lc],
-                    [args.threshold],
-                    xerr=xerr,
-                    marker="D",
-                    markersize=8,
-                    markerfacecolor="white",
-                    markeredgewidth=2,
-                    color=colors[c],
-                    capsize=5,
-                    zorder=6,
-                )
-        if args.guides:
-            for g, col in zip(args.guides, ("green", "red", "0.4", "0.4")):
-                ax.axhline(y=g, color=col, linestyle="--", alpha=0.5)
-        ax.axhline(y=args.threshold, color="0.2", linestyle=":", linewidth=1.2)
-        ax.set_xlabel(x_sym, fontsize=12)
-        ax.set_ylabel("Test Error" if is_error else args.metric, fontsize=12)
+                FG.estimate(ax, lc, thr, xerr=FG.err_interval(lc, lo, hi), color=col)
+                FG.estimate(axb, i, lc, yerr=FG.err_interval(lc, lo, hi), color="black")
+                drawn.add("estimate")
+            if np.isfinite(e["notebook"]):
+                axb.bar(i, e["notebook"], width=0.6, color=col, alpha=0.85)
+            for a, b in e["brackets"]:
+                axb.fill_between([i - 0.35, i + 0.35], a, b, color="0.5", alpha=0.15, zorder=0)
+            if not np.isfinite(lc):
+                axb.text(i, p.xs.mean(), f"{x_sym}_c {FG.fnum(lc)}", ha="center", fontsize=10)
+        for g, col in zip(args.guides, ("green", "red", "0.4", "0.4")):
+            ax.axhline(y=g, color=col, linestyle="--", alpha=0.5)
+        ax.axhline(y=thr, color="0.2", linestyle=":", linewidth=1.2)
+        ax.set(xlabel=x_sym, ylabel="Test Error" if args.metric.endswith("_error") else args.metric, xticks=p.xs)
         ax.set_title(
-            f"{head}Error vs {x_sym} (different {C.plural(args.curve_key)})\n{note}", fontsize=12
+            f"{head}Error vs {x_sym} (different {FG.plural(args.curve_key)})\n{FG.seeds_note(p.cells['n'], True)}"
         )
-        ax.grid(True, alpha=0.3)
-        if is_error:
+        if args.metric.endswith("_error"):
             ax.set_ylim(0, 1)
-        ax.set_xticks(p.xs)
-        handles, _ = ax.get_legend_handles_labels()
-        handles += [
-            Line2D([], [], color="0.2", linestyle=":", label=f"threshold {args.threshold:.2f}"),
-            C.estimate_handle(f"{x_sym}_c (interpolated), {args.confidence:.0%} CI"),
+        ax.grid(True, alpha=0.3)
+        handles = ax.get_legend_handles_labels()[0] + [
+            Line2D([], [], color="0.2", linestyle=":", label=f"threshold {thr:.2f}")
         ]
-        if args.guides:
-            handles.append(
+        handles += [Line2D([], [], color="0.3", linestyle="--", label="logistic fit")] if "fit" in drawn else []
+        handles += [FG.estimate_handle(f"{x_sym}_c, {args.confidence:.0%} CI")] if "estimate" in drawn else []
+        handles += (
+            [
                 Line2D(
                     [],
                     [],
                     color="0.5",
                     linestyle="--",
-                    alpha=0.7,
                     label="guides " + " / ".join(f"{g:.2f}" for g in args.guides),
                 )
-            )
-        if any_missing:
-            handles.append(C.MISSING_HANDLE)
-        ax.legend(handles=handles, fontsize=9)
-
-        # right: lambda_c per curve (notebook bars + interpolated estimate with interval)
-        span = float(p.xs.max() - p.xs.min()) or 1.0
-        ylo, yhi = p.xs.min() - 0.15 * span, p.xs.max() + 0.15 * span
-        pos = np.arange(len(p.curves))
-        for i, c in enumerate(p.curves):
-            nb = p.notebook[c]
-            if np.isfinite(nb):
-                axb.bar(i, nb, width=0.6, color=colors[c], alpha=0.85)
-            else:
-                axb.text(
-                    i,
-                    ylo + 0.05 * span,
-                    f"notebook: none\n(never > {args.threshold:.2f})",
-                    ha="center",
-                    fontsize=8,
-                )
-            lc, lo, hi = p.lambda_c(c)
-            if np.isfinite(lc):
-                yerr = None
-                if not (math.isnan(lo) or math.isnan(hi)):
-                    yerr = [[max(lc - max(lo, ylo), 0)], [max(min(hi, yhi) - lc, 0)]]
-                axb.errorbar(
-                    [i],
-                    [lc],
-                    yerr=yerr,
-                    marker="D",
-                    markersize=9,
-                    color="black",
-                    markerfacecolor="white",
-                    markeredgewidth=2,
-                    capsize=6,
-                    zorder=6,
-                )
-            elif math.isinf(lc):
-                axb.annotate(
-                    f"{x_sym}_c {'above' if lc > 0 else 'below'} grid",
-                    (i, yhi if lc > 0 else ylo),
-                    xytext=(i, yhi - 0.2 * (yhi - ylo) if lc > 0 else ylo + 0.2 * (yhi - ylo)),
-                    ha="center",
-                    va="center",
-                    fontsize=10,
-                    bbox={"boxstyle": "round", "fc": "white", "ec": "0.5"},
-                    arrowprops={"arrowstyle": "->", "lw": 1.5},
-                )
-            else:
-                axb.text(i, 0.5 * (ylo + yhi), "no crossing", ha="center", fontsize=9)
+            ]
+            if args.guides
+            else []
+        )
+        ax.legend(handles=handles + ([FG.MISSING_HANDLE] if "missing" in drawn else []), fontsize=9)
+        span = float(np.ptp(p.xs)) or 1.0
+        axb.set_ylim(p.xs.min() - 0.15 * span, p.xs.max() + 0.15 * span)
         for xv in p.xs:
             axb.axhline(xv, color="0.6", linestyle=":", linewidth=0.8, zorder=0)
-        axb.set_ylim(ylo, yhi)
-        axb.set_xticks(pos)
-        axb.set_xticklabels([C.label(args.curve_key, c) for c in p.curves])
+        axb.set_xticks(range(len(p.curves)), [FG.label(args.curve_key, c) for c in p.curves])
         axb.set_xlim(-0.6, len(p.curves) - 0.4)
-        axb.set_ylabel(f"Critical {x_sym} ({x_sym}_c)", fontsize=12)
-        dirs = {p.directions[c] for c in p.curves}
-        trend = {1: "error rises with", -1: "error falls with", 0: "flat in"}
-        trend_txt = trend[dirs.pop()] + f" {x_sym}" if len(dirs) == 1 else "mixed directions"
+        axb.set_ylabel(f"Critical {x_sym} ({x_sym}_c)")
         axb.set_title(
-            f"{head}Phase Boundary vs {C.title_name(args.curve_key)}\n({trend_txt}; dotted: grid {x_sym})",
-            fontsize=12,
+            f"{head}Phase Boundary vs {FG.title_name(args.curve_key)}\n(dotted: grid {x_sym}; shaded: bracket of the crossing)"
         )
-        axb.grid(True, alpha=0.3, axis="y")
         axb.legend(
-            handles=[
-                Patch(
-                    color="0.6",
-                    label=f"notebook {x_sym}_c: first grid {x_sym} with error > {args.threshold:.2f}",
-                ),
-                C.estimate_handle(f"interpolated crossing, {args.confidence:.0%} CI", "black"),
-            ],
+            handles=[Patch(color="0.6", label=f"notebook: first grid {x_sym} with error > {thr:.2f}")]
+            + ([FG.estimate_handle(f"logistic fit, {args.confidence:.0%} CI", "black")] if "estimate" in drawn else []),
             fontsize=9,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.09),
@@ -332,99 +209,77 @@ def draw(panels, args) -> C.Figure:
     return fig
 
 
-# --------------------------------------------------------------------------- main
-
-
 def build_parser():
-    parser = C.script_parser(
-        "python -m analysis.phase_boundary",
-        "Phase boundary lambda_c per lr (or any --curve-key) from dgl output folders.",
+    parser = R.script_parser(
+        "python -m analysis.phase_boundary", "Phase boundary lambda_c per lr (or any --curve-key)."
     )
+    parser.add_argument("--curve-key", default="lr", help="one curve / lambda_c per value (default: lr)")
+    parser.add_argument("--threshold", type=float, default=0.20, help="error threshold of lambda_c (default 0.20)")
     parser.add_argument(
-        "--curve-key", default="lr", help="one curve / lambda_c per value (default: lr)"
-    )
-    parser.add_argument(
-        "--threshold", type=float, default=0.20, help="error threshold of lambda_c (default 0.20)"
-    )
-    parser.add_argument(
-        "--guides",
-        type=float,
-        nargs="*",
-        default=[0.15, 0.25],
-        help="horizontal guide lines on the error plot (default: 0.15 0.25, as the notebook)",
+        "--guides", type=float, nargs="*", default=[0.15, 0.25], help="guide lines (default: 0.15 0.25)"
     )
     return parser
 
 
 def main(argv=None) -> int:
-    return C.script_main(build_parser(), run, argv)
+    return R.script_main(build_parser(), run, argv)
 
 
 def run(args) -> int:
-    echo, runs = C.start(args, "--curve-key", args.curve_key, "LR-LAMBDA INTERACTION ANALYSIS")
-    panels = [analyse_panel(g, args) for g in C.grids(runs.df, args, args.curve_key)]
+    echo, runs = R.start(args, "--curve-key", args.curve_key, "LR-LAMBDA INTERACTION ANALYSIS")
+    panels = [analyse_panel(g, args) for g in S.grids(runs.df, args.panel_key, args.curve_key, args.x_key)]
+    x, ck, thr = FG.sym(args.x_key), args.curve_key, args.threshold
+    echo("\n--- Phase Boundary Analysis ---")  # the notebook's summary, in its format
+    for p in R.each_panel(echo, panels, args.panel_key):
+        for c, e in zip(p.curves, p.est):
+            nb = f"{e['notebook']:.2f}" if np.isfinite(e["notebook"]) else "N/A"
+            echo(f"  {FG.label(ck, c)}: best error={e['best'][0]:.4f} at {x}={e['best'][1]:.2f}, {x}_c≈{nb}")
 
-    x_sym, c_key, thr = C.sym(args.x_key), args.curve_key, args.threshold
-    # ---- the notebook's summary
-    echo("\n--- Phase Boundary Analysis ---")
-    for p in C.each_panel(echo, panels, args.panel_key):
-        for c in p.curves:
-            b, bx = p.best[c]
-            nb = p.notebook[c]
-            nb_txt = f"{nb:.2f}" if np.isfinite(nb) else "N/A"
-            echo(
-                f"  {C.label(c_key, c)}: best error={b:.4f} at {x_sym}={bx:.2f}, {x_sym}_c≈{nb_txt}"
-            )
-
-    # ---- beyond the notebook
-    C.echo_seeds(echo, panels, c_key, args)
+    R.echo_seeds(echo, panels, ck, args)
     echo(
-        f"\n--- {x_sym}_c by linear interpolation of the crossing of {thr:.2f}, "
-        f"{args.confidence:.0%} bootstrap intervals ({C.boot_desc(args)}) ---"
+        f"\n--- {x}_c: crossing of {thr:.2f} by a logistic fitted to each curve, {args.confidence:.0%} intervals "
+        f"({R.boot_desc(args)}; widened to the grid bracket where the grid does not resolve the transition) ---"
     )
-    summary_rows, verdict_rows = [], []
-    words = {
-        1: f"rises with {x_sym}",
-        -1: f"falls with {x_sym}",
-        0: f"shows no trend in {x_sym} (flat, or fewer than 2 {x_sym} values)",
-    }
-    for p in C.each_panel(echo, panels, args.panel_key):
-        for i, c in enumerate(p.curves):
-            d = p.directions[c]
-            lc, lo, hi = p.lambda_c(c)
-            undefined = p.boot.frac_undefined(i)
-            extra = ""
-            if undefined and undefined > 0:
-                extra = f"; no crossing in {undefined:.0%} of resamples (left out of the interval)"
+    rows, verdicts, plans = [], [], []
+    for p in R.each_panel(echo, panels, args.panel_key):
+        for c, e in zip(p.curves, p.est):
+            lc, lo, hi = e["lam_c"]
+            br = "; ".join(f"{a:.3g}-{b:.3g}" for a, b in e["brackets"]) or "none"
             echo(
-                f"  {C.label(c_key, c)}: error {words[d]}; {x_sym}_c={C.fnum(lc, '.3f')} "
-                f"{C.fci(lo, hi, '.3f')} (notebook {x_sym}_c: {C.fnum(p.notebook[c], '.2f')}; "
-                f"{C.seeds_note(p.cells.loc[p.cells[c_key] == c, 'n'])}){extra}"
+                f"  {FG.label(ck, c)}: error {'rises' if e['rising'] else 'falls'} with {x}; {x}_c={FG.fnum(lc, '.3f')} "
+                f"{FG.fci(lo, hi, '.3f')} (grid bracket {br}; notebook {x}_c: {FG.fnum(e['notebook'], '.2f')}; "
+                f"{FG.seeds_note(p.cells.loc[p.cells[ck] == c, 'n'])})"
             )
-            if d < 0 and np.isfinite(p.notebook[c]) and p.notebook[c] == p.xs.min():
+            if e["why"]:
+                echo(f"    note: {e['why']}")
+            if e["undefined"] > 0:
+                echo(f"    note: no crossing in {e['undefined']:.0%} of the resamples (left out of the interval)")
+            if not e["rising"] and e["notebook"] == p.xs.min():
                 echo(
-                    f"    note: the notebook's definition assumes the error rises with {x_sym}; "
-                    f"here it falls, so its {x_sym}_c is just the first grid point"
+                    f"    note: the notebook's rule assumes the error rises with {x}; here it falls, so its {x}_c is the first grid point"
                 )
-            b, bx = p.best[c]
-            summary_rows.append(
+            rows.append(
                 {
-                    **C.summary_start(p, args, c_key, c),
-                    f"min_mean_{args.metric}": b,
-                    f"argmin_{args.x_key}": bx,
-                    f"{args.x_key}_c_notebook": p.notebook[c],
-                    "direction": {1: "rising", -1: "falling", 0: "flat"}[d],
-                    **C.ci_cols(f"{args.x_key}_c", (lc, lo, hi)),
-                    "no_crossing_resamples": undefined,
+                    **R.summary_start(p, args, ck, c),
+                    f"min_mean_{args.metric}": e["best"][0],
+                    f"argmin_{args.x_key}": e["best"][1],
+                    f"{args.x_key}_c_notebook": e["notebook"],
+                    "direction": "rising" if e["rising"] else "falling",
+                    **R.ci_cols(f"{args.x_key}_c", e["lam_c"]),
+                    "fit_lo": e["fit_ci"][0],
+                    "fit_hi": e["fit_ci"][1],
+                    "grid_bracket": br,
+                    "cells_on_transition": e["on"],
                     "threshold": thr,
                 }
             )
+            plans.append((p.value, c, p.xs, lo, hi, f"the {x}_c interval"))
     echo("\n--- Conclusion ---")
     for p in panels:
         short, line, why = verdict(p, args)
-        head = C.panel_head(args.panel_key, p.value)
+        head = R.panel_head(args.panel_key, p.value)
         echo(f"{head}: {line}: {why}" if short != "undetermined" else f"{head}: {line}")
-        verdict_rows.append(
+        verdicts.append(
             {
                 **({args.panel_key: p.value} if args.panel_key else {}),
                 "verdict": short,
@@ -432,9 +287,10 @@ def run(args) -> int:
                 "reason": why,
             }
         )
-
-    summary, verdicts = pd.DataFrame(summary_rows), pd.DataFrame(verdict_rows)
-    return C.write_outputs(
+    if args.suggest:
+        suggest(echo, args, runs.df, ck, plans, "python -m analysis.phase_boundary")
+    summary, verdicts = pd.DataFrame(rows), pd.DataFrame(verdicts)
+    return R.write_outputs(
         args,
         runs,
         echo,
@@ -442,12 +298,11 @@ def run(args) -> int:
         "Phase boundary (lr x lambda)",
         [("", draw(panels, args))],
         [
-            ("cells", C.all_cells(panels, args.panel_key)),
-            ("summary", summary),
-            ("verdict", verdicts),
+            ("cells", None, R.all_cells(panels, args.panel_key)),
+            ("summary", "Phase boundary per curve", summary),
+            ("verdict", "Conclusion", verdicts),
         ],
-        f"metric: `{args.metric}`; curves by `{c_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; threshold {thr:.2f}",
-        [("Phase boundary per curve", summary), ("Conclusion", verdicts)],
+        f"metric: `{args.metric}`; curves by `{ck}`, panels by `{args.panel_key}`, x `{args.x_key}`; threshold {thr:.2f}",
     )
 
 

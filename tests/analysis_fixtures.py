@@ -13,6 +13,7 @@ sweep folder: the older copy carries a wrong value, so keeping the wrong one is 
 from __future__ import annotations
 
 import json
+import math
 import os
 
 import numpy as np
@@ -269,3 +270,72 @@ def plant_q3(root) -> dict:
     )
     truth.update(add_awkward_runs(root, "q3", {"model": "tv_resnet18", "eta": 0.4, "lam": 0.45}))
     return truth
+
+
+# --------------------------------------------------------------------------- issue 12 / 9 trees
+
+COARSE_GRID = [0.40, 0.45, 0.55, 0.60, 0.70]
+
+
+def coarse_mean(lam):
+    """The issue's example: a sharp transition at 0.52 whose 0.20 crossing (0.4992) lies
+    between the grid points 0.45 and 0.55."""
+    return 0.1 + 0.5 * expit((np.asarray(lam) - 0.52) / 0.015)
+
+
+COARSE_CROSSING = 0.52 + 0.015 * math.log(0.1 / 0.4)  # where coarse_mean = 0.20
+
+
+def plant_coarse(root, seeds=5, noise=0.01, lrs=(0.1,)) -> None:
+    """One curve per lr on the coarse grid, plain Gaussian seed noise (not standardised)."""
+    rng = np.random.default_rng(7)
+    for lr in lrs:
+        for lam in COARSE_GRID:
+            for seed in range(seeds):
+                y = float(coarse_mean(lam) + noise * rng.standard_normal())
+                rec = record(config(model="tv_resnet18", lam=lam, lr=lr, seed=seed, name="coarse"), y)
+                rec["overrides"] = ["model=tv_resnet18", f"lr={lr}", f"lam={lam}", f"seed={seed}"]
+                write_run(root, "coarse", rec)
+
+
+def notebook_q1_records(seeds=3) -> list[dict]:
+    """Q1 records exactly as the notebook's main loop builds them (planted Q1 truth)."""
+    rng, results, run_num = np.random.default_rng(5), [], 0
+    for width in Q1_WIDTHS:
+        for eta, lambdas in Q1_LAMBDAS.items():
+            for lam in lambdas:
+                ys = exact_sample(rng, q1_mean(lam, eta, width), q1_std(lam, eta, width), seeds)
+                for seed in range(seeds):
+                    run_num += 1
+                    best_acc, final_acc = 1 - float(ys[seed]), 1 - float(ys[seed]) - 0.002
+                    results.append({
+                        "experiment_id": f"Q1-{run_num:03d}", "experiment": "exp_Q1_finite_size_scaling",
+                        "width_mult": width, "noise_rate": eta, "lambda": lam, "seed": seed,
+                        "test_acc": final_acc, "test_error": 1 - final_acc, "best_acc": best_acc,
+                        "best_error": 1 - best_acc, "avg_cos_struct_value": np.float64(0.3), "time_seconds": 540.0,
+                        "history": {"epoch": [10, 100], "test_acc": [0.5, final_acc], "test_error": [0.5, 1 - final_acc]},
+                    })
+    return results
+
+
+def write_notebook_folder(root, records, exp="exp_Q1_finite_size_scaling", files=("checkpoint", "results", "csv")) -> str:
+    """A Colab SAVE_DIR as the notebook leaves it: config, checkpoint, results JSON and CSV."""
+    import pandas as pd
+
+    save_dir = os.path.join(root, f"{exp}_20250101_120000")
+    os.makedirs(os.path.join(save_dir, "figures"), exist_ok=True)
+    config = {"experiment": exp, "description": "...", "parameters": {
+        "width_mults": Q1_WIDTHS, "noise_lambda_map": Q1_LAMBDAS, "seeds": list(range(3)), "epochs": 100,
+        "batch_size": 256, "lr": 0.1, "K": 16}, "total_runs": len(records)}
+    with open(f"{save_dir}/{exp}_config.json", "w") as f:
+        json.dump(config, f, indent=2)
+    if "checkpoint" in files:
+        with open(f"{save_dir}/{exp}_checkpoint.json", "w") as f:
+            json.dump(records, f, indent=2)
+    if "results" in files:
+        with open(f"{save_dir}/{exp}_results.json", "w") as f:
+            json.dump(records, f, indent=2)
+    if "csv" in files:
+        results_flat = [{k: v for k, v in r.items() if k != "history"} for r in records]
+        pd.DataFrame(results_flat).to_csv(f"{save_dir}/{exp}_results.csv", index=False)
+    return save_dir

@@ -20,8 +20,9 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import analysis_fixtures as F
 
-from analysis import collect
+from analysis import collect, runs
 from analysis import phase_boundary as PB
+from analysis import stats as S
 from analysis import variance_peak as VP
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -60,7 +61,7 @@ def q1_run(q1, tmp_path_factory):
     """variance_peak on the Q1 tree: (printed text, out dir)."""
     root, _ = q1
     out = str(tmp_path_factory.mktemp("q1_out"))
-    return _run(VP.main, [root, "--out", out, *N_BOOT]), out
+    return _run(VP.main, [root, "--out", out, "--size-measure", "value", *N_BOOT]), out
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +87,7 @@ def _run(main, argv):
 
 def test_collect_reports_every_kind_of_run(q1):
     root, truth = q1
-    table, report = collect.collect(root)
+    table, report = runs.collect(root)
     n_expected = 3 * 2 * 5 * F.Q1_SEEDS - F.Q1_SEEDS  # one missing cell
     assert len(table) == n_expected == report.n_runs
     bad = dict(report.bad_files)
@@ -119,7 +120,7 @@ def test_collect_reports_every_kind_of_run(q1):
         assert col in table.columns, col
     assert "history" not in table.columns and "config" not in table.columns
     assert "train.epochs" not in table.columns and report.constant_keys["train.epochs"] == 100
-    full, _ = collect.collect(root, all_keys=True)
+    full, _ = runs.collect(root, all_keys=True)
     assert "train.epochs" in full.columns and len(full) == len(table)
     text = "\n".join(report.lines())
     for path in (
@@ -133,9 +134,9 @@ def test_collect_reports_every_kind_of_run(q1):
 
 def test_collect_several_folders_equals_parent(q1):
     root, _ = q1
-    parent, _ = collect.collect(root)
+    parent, _ = runs.collect(root)
     subs = [os.path.join(root, d) for d in ("q1_a", "q1_b", "rerun")]
-    several, _ = collect.collect(subs + [root])  # overlapping paths are read once
+    several, _ = runs.collect(subs + [root])  # overlapping paths are read once
     assert sorted(parent["run_dir"]) == sorted(several["run_dir"])
 
 
@@ -146,13 +147,8 @@ def test_collect_cli_writes_csv(q1, tmp_path):
     assert "unreadable" in text and "collected 290 runs" in text
     df = pd.read_csv(out)
     assert len(df) == 290 and "model.width" in df.columns
-    try:
-        import pyarrow  # noqa: F401
-
-        assert len(pd.read_parquet(tmp_path / "t" / "table.parquet")) == 290
-    except ImportError:
-        pass
-    no_temp_files(tmp_path / "t")
+    assert f"wrote {out} (290 runs" in text
+    assert os.listdir(tmp_path / "t") == ["table.csv"]  # what was asked for, nothing beside it
 
 
 # --------------------------------------------------------------------------- Q1
@@ -263,9 +259,8 @@ def test_phase_boundary_finds_planted_boundaries(q3_run):
         eta, lr = row._1, row.lr
         planted = F.Q3_LAMBDA_C[eta][lr]
         assert row.direction == F.Q3_DIRECTION[eta]
-        assert row.lam_c == pytest.approx(planted, abs=1e-9)
+        assert row.lam_c == pytest.approx(planted, abs=0.015)  # a logistic through a clipped ramp
         assert row.lam_c_lo <= planted <= row.lam_c_hi
-        assert row.lam_c_hi - row.lam_c_lo < 0.03
         # the notebook's definition: first lambda (ascending) whose mean error exceeds 0.20
         assert row.lam_c_notebook == pytest.approx(0.30 if eta == 0.4 else 0.50)
     v = pd.read_csv(os.path.join(out, "phase_boundary_verdict.csv")).set_index("noise.rate")
@@ -323,38 +318,32 @@ def test_phase_boundary_groups_by_any_key(q1, tmp_path):
         # mean = 0.57 - 0.45 expit((lam - peak) / s) crosses 0.3 at peak + s ln 1.5
         planted = F.Q1_PEAK[eta] + F.q1_sigmoid_width(w) * math.log(1.5)
         assert row.direction == "falling"
-        assert row.lam_c == pytest.approx(
-            planted, abs=0.003
-        )  # linear vs sigmoid between grid points
+        assert row.lam_c == pytest.approx(planted, abs=0.002)  # the planted curve is a logistic
+        assert row.lam_c_lo <= planted <= row.lam_c_hi
 
 
 # --------------------------------------------------------------------------- pieces
 
 
-def test_interpolated_lambda_c_detects_direction():
+def test_crossing_and_brackets():
     xs = np.array([0.1, 0.2, 0.3, 0.4])
     rising = np.array([0.1, 0.15, 0.25, 0.5])
-    assert PB.detect_direction(xs, rising) == 1
-    assert PB.interpolated_lambda_c(xs, rising, 0.2, 1) == pytest.approx(0.25)
-    falling = rising[::-1]
-    assert PB.detect_direction(xs, falling) == -1
-    assert PB.interpolated_lambda_c(xs, falling, 0.2, -1) == pytest.approx(0.25)
-    assert PB.notebook_lambda_c(xs, falling, 0.2) == pytest.approx(0.1)  # the notebook's rule
-    assert PB.interpolated_lambda_c(xs, rising + 1, 0.2, 1) == -math.inf  # all above: below grid
-    assert PB.interpolated_lambda_c(xs, rising - 1, 0.2, 1) == math.inf
-    # a missing cell is skipped: interpolate across the gap
-    assert PB.interpolated_lambda_c(xs, np.array([0.1, np.nan, 0.3, 0.5]), 0.2, 1) == pytest.approx(
-        0.2
-    )
+    assert S.brackets(xs, rising, 0.2) == [(0.2, 0.3)]
+    assert S.brackets(xs, rising[::-1], 0.2) == [(0.2, 0.3)]
+    assert S.brackets(xs, np.array([0.1, np.nan, 0.3, 0.5]), 0.2) == [(0.1, 0.3)]  # across a gap
+    assert S.notebook_lambda_c(xs, rising[::-1], 0.2) == pytest.approx(0.1)  # the notebook's rule
+    assert S.crossing((0.1, 0.6, 0.5, 0.02), 0.35) == pytest.approx(0.5)
+    assert math.isnan(S.crossing((0.1, 0.6, 0.5, 0.02), 0.05))
+    assert S.on_transition(np.array([0.1, 0.1, 0.35, 0.6])) == 1
 
 
 def test_peak_refines_between_grid_points():
     xs = np.array([0.40, 0.42, 0.44, 0.46, 0.48])
     std = 0.05 - 30 * (xs - 0.447) ** 2  # vertex off the grid
-    _, xg, xr = VP.peak(std[None, :], xs)
+    _, xg, xr = S.peak(std[None, :], xs)
     assert xg[0] == pytest.approx(0.44) and xr[0] == pytest.approx(0.447)
     std_edge = np.array([0.05, 0.04, 0.03, 0.02, 0.01])
-    assert VP.peak(std_edge, xs)[2] == pytest.approx(0.40)  # at the edge: the grid point
+    assert S.peak(std_edge, xs)[2] == pytest.approx(0.40)  # at the edge: the grid point
 
 
 def test_resnet18_param_count():

@@ -1,0 +1,168 @@
+"""Figures and the names on them: keys as symbols (lam -> λ), numbers as the notebooks print
+them, the notebooks' colours, and the marks every figure shares. Figures are
+:class:`matplotlib.figure.Figure` objects (no pyplot state), so importing this module never
+changes the caller's matplotlib backend."""
+
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.transforms import blended_transform_factory
+
+SYMBOLS = {
+    "lam": "λ",
+    "lambda": "λ",
+    "noise.rate": "η",
+    "noise_rate": "η",
+    "model.width": "width",
+    "width_mult": "width",
+}
+PLURALS = {"lr": "learning rates", "model.width": "model sizes", "width_mult": "model sizes"}
+TITLES = {"lr": "Learning Rate", "model.width": "Model Size", "width_mult": "Model Size"}
+NOTEBOOK_COLORS = ["#3498db", "#2ecc71", "#e74c3c"]  # ascending values (3 widths, 3 lrs)
+MIN_ERROR_SPAN = 0.05  # the smallest y range an error axis shows: 0.002 must not look like a cliff
+
+
+def sym(key: str) -> str:
+    return SYMBOLS.get(key, key)
+
+
+def plural(key: str) -> str:
+    return PLURALS.get(key, f"{sym(key)} values")
+
+
+def title_name(key: str) -> str:
+    return TITLES.get(key, sym(key))
+
+
+def fmt(value) -> str:
+    """A grouped value as the notebooks print it (0.5, 1.0, 0.05)."""
+    if isinstance(value, (float, np.floating)) and math.isfinite(value):
+        return str(float(f"{float(value):.10g}"))
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def label(key: str, value) -> str:
+    """``width=1.0×`` for widths (as the notebook), ``key=value`` otherwise."""
+    return f"width={fmt(value)}×" if key in ("model.width", "width_mult") else f"{sym(key)}={fmt(value)}"
+
+
+def fnum(x, spec: str = ".4f") -> str:
+    """A number, or a word where it is missing / beyond the grid."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return {math.inf: "above grid", -math.inf: "below grid"}.get(x) or format(x, spec)
+
+
+def fci(lo, hi, spec: str = ".4f") -> str:
+    return "[no interval]" if math.isnan(lo) and math.isnan(hi) else f"[{fnum(lo, spec)}, {fnum(hi, spec)}]"
+
+
+def palette(values) -> dict:
+    """One colour per value: the notebooks' blue/green/red for up to 3, tab10/viridis beyond."""
+    values = list(values)
+    if len(values) <= 3:
+        return dict(zip(values, NOTEBOOK_COLORS))
+    cmap, n = matplotlib.colormaps["tab10" if len(values) <= 10 else "viridis"], len(values)
+    return {v: cmap(i if n <= 10 else i / (n - 1)) for i, v in enumerate(values)}
+
+
+def typical_n(ns) -> int:
+    """The most common number of runs per cell (cells with runs only)."""
+    ns = [int(n) for n in ns if n > 0]
+    return max(set(ns), key=lambda n: (ns.count(n), n)) if ns else 0
+
+
+def seeds_note(ns, figure: bool = False) -> str:
+    """How many seeds each point rests on (``figure``: points off the typical n are labelled)."""
+    ns = [int(n) for n in ns if n > 0]
+    if not ns:
+        return "no runs"
+    if min(ns) == max(ns):
+        return f"n = {ns[0]} seed{'s' if ns[0] != 1 else ''} per point"
+    return f"n = {min(ns)}–{max(ns)} seeds per point" + (f" (labelled where not {typical_n(ns)})" if figure else "")
+
+
+def new_figure(nrows: int, ncols: int, width: float = 7.0, height: float = 5.0):
+    fig = Figure(figsize=(width * ncols, height * nrows), layout="constrained")
+    return fig, np.atleast_2d(fig.subplots(nrows, ncols, squeeze=False))
+
+
+def min_span(ax, span: float = MIN_ERROR_SPAN, bottom: float | None = None) -> None:
+    """Widen the y axis to at least ``span`` around the data (never below ``bottom``)."""
+    lo, hi = ax.get_ylim()
+    if hi - lo < span:
+        mid = 0.5 * (lo + hi)
+        lo = mid - span / 2 if bottom is None else max(bottom, mid - span / 2)
+        ax.set_ylim(lo, lo + span)
+
+
+def mark_missing(ax, xs, color) -> None:
+    """Crosses on the bottom edge of the axes at x values with no runs."""
+    if len(xs):
+        ax.plot(
+            list(xs),
+            [0.03] * len(xs),
+            transform=blended_transform_factory(ax.transData, ax.transAxes),
+            linestyle="none",
+            marker="x",
+            markersize=9,
+            markeredgewidth=2,
+            color=color,
+            clip_on=False,
+            zorder=5,
+        )
+
+
+def estimate(ax, x, y, xerr=None, yerr=None, color="0.3", **kw) -> None:
+    """A white diamond with its interval: an estimate."""
+    ax.errorbar(
+        [x],
+        [y],
+        xerr=xerr,
+        yerr=yerr,
+        marker="D",
+        markersize=8,
+        markerfacecolor="white",
+        markeredgewidth=2,
+        color=color,
+        capsize=5,
+        zorder=6,
+        **kw,
+    )
+
+
+def estimate_handle(text: str, color="0.3") -> Line2D:
+    return Line2D(
+        [],
+        [],
+        color=color,
+        marker="D",
+        markerfacecolor="white",
+        markeredgewidth=2,
+        linestyle="none",
+        label=text,
+    )
+
+
+MISSING_HANDLE = Line2D(
+    [], [], linestyle="none", marker="x", color="0.3", markeredgewidth=2, label="missing cell (no runs)"
+)
+
+
+def annotate_n(ax, xs, ys, ns, n_typical, color) -> None:
+    """Label the points that rest on another number of seeds than the typical cell."""
+    for x, y, n in zip(xs, ys, ns):
+        if 0 < n != n_typical and np.isfinite(y):
+            ax.annotate(f"n={int(n)}", (x, y), textcoords="offset points", xytext=(5, 6), fontsize=8, color=color)
+
+
+def err_interval(v: float, lo: float, hi: float):
+    """An errorbar's [[below], [above]] for an estimate and its interval (None without one)."""
+    if not (np.isfinite(v) and np.isfinite(lo) and np.isfinite(hi)):
+        return None
+    return [[max(v - lo, 0)], [max(hi - v, 0)]]
