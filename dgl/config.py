@@ -238,7 +238,11 @@ def describe(diffs, here="there", there="here", limit=3):
 def one_line(exc):
     """A Hydra/OmegaConf composition error (bad override, wrong type, unknown key or group
     option) as one line naming the key and what is allowed; None for any other exception."""
-    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
+    from hydra.errors import (
+        ConfigCompositionException,
+        MissingConfigException,
+        OverrideParseException,
+    )
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     cause = exc.__cause__

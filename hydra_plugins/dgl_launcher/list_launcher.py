@@ -30,7 +30,7 @@ class ListLauncher(Launcher):
         from dgl.config import ConfigError
         from dgl.data import DataError
         from dgl.sweeps import job_state
-        from hydra_plugins.dgl_launcher.sweeper import check, job_dir
+        from hydra_plugins.dgl_launcher.sweeper import check
 
         setup_globals()
         counts, returns = {}, []
