@@ -47,10 +47,10 @@ def run(cfg):
         except DataError as e:
             raise SystemExit(f"error: {e}") from None
         except Exception as e:
+            log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
             records.write_json(run_dir / records.RESULT, {
                 "status": "failed", "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(), "overrides": overrides,
                 "code_version": records.code_version(),
             })
-            log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
             raise

@@ -3,6 +3,7 @@
 import logging
 import math
 import os
+import pickle
 import platform
 import time
 from pathlib import Path
@@ -124,7 +125,16 @@ class Trainer:
         }))
 
     def load_checkpoint(self):
-        ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # truncated or garbled
+            corrupt, n = self.checkpoint_path.with_name(records.CHECKPOINT + ".corrupt"), 1
+            while corrupt.exists():  # keep every bad file for inspection
+                corrupt, n = corrupt.with_name(f"{records.CHECKPOINT}.corrupt{n}"), n + 1
+            os.replace(self.checkpoint_path, corrupt)
+            log.warning(f"unreadable checkpoint {self.checkpoint_path} ({str(e).splitlines()[0]}): "
+                        f"moved to {corrupt.name}; starting over from epoch 0")
+            return
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])

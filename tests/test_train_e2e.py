@@ -93,21 +93,27 @@ def _train_cmd(run_dir, epochs):
             "train.precision=fp32", "seed=1", f"hydra.run.dir={run_dir}"]
 
 
+def _kill_after_3_epochs(run_dir, epochs, sig=signal.SIGKILL):
+    """Start a real run, send `sig` once 3 epochs are done (the 4th under way); returns (stdout, stderr)."""
+    proc = subprocess.Popen(_train_cmd(run_dir, epochs), cwd=REPO, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    while not (run_dir / "metrics.csv").exists() or len((run_dir / "metrics.csv").read_text().splitlines()) < 4:
+        assert time.time() < deadline and proc.poll() is None, "run ended before it could be killed"
+        time.sleep(0.02)
+    proc.send_signal(sig)
+    out = proc.communicate(timeout=60)
+    assert not (run_dir / "result.json").exists() and (run_dir / "checkpoint.pt").exists()
+    return out
+
+
 def test_killed_run_resumes_to_the_same_result_bit_for_bit(tmp_path):
     epochs = 8
     reference = tmp_path / "reference"
     subprocess.run(_train_cmd(reference, epochs), check=True, capture_output=True, cwd=REPO)
 
     resumed = tmp_path / "resumed"
-    proc = subprocess.Popen(_train_cmd(resumed, epochs), cwd=REPO, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not (resumed / "metrics.csv").exists() or len((resumed / "metrics.csv").read_text().splitlines()) < 4:
-        assert time.time() < deadline and proc.poll() is None, "run ended before it could be killed"
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)  # 3 epochs done, the 4th under way
-    proc.wait()
-    assert not (resumed / "result.json").exists() and (resumed / "checkpoint.pt").exists()
+    _kill_after_3_epochs(resumed, epochs)
 
     second = subprocess.run(_train_cmd(resumed, epochs), check=True, capture_output=True, text=True, cwd=REPO)
     assert "resumed from" in second.stdout + second.stderr
@@ -120,3 +126,45 @@ def test_killed_run_resumes_to_the_same_result_bit_for_bit(tmp_path):
     pd.testing.assert_frame_equal(pd.read_csv(resumed / "metrics.csv")[columns],
                                   pd.read_csv(reference / "metrics.csv")[columns])
     assert not (resumed / "checkpoint.pt").exists()
+
+
+def test_truncated_checkpoint_is_named_set_aside_and_the_job_starts_over(tmp_path):
+    run_dir, epochs = tmp_path / "run", 5
+    _kill_after_3_epochs(run_dir, epochs)
+    checkpoint = run_dir / "checkpoint.pt"
+    truncated = checkpoint.read_bytes()[:checkpoint.stat().st_size // 2]  # as a full disk or a crash leaves it
+    checkpoint.write_bytes(truncated)
+
+    rerun = subprocess.run(_train_cmd(run_dir, epochs), capture_output=True, text=True, cwd=REPO, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    warning = [line for line in rerun.stdout.splitlines() if "unreadable checkpoint" in line]
+    assert len(warning) == 1 and str(checkpoint) in warning[0] and "starting over from epoch 0" in warning[0]
+    assert "resumed from" not in rerun.stdout
+    assert (run_dir / "checkpoint.pt.corrupt").read_bytes() == truncated  # kept, never deleted
+    result = json.loads((run_dir / "result.json").read_text())
+    assert result["status"] == "completed" and result["epochs_completed"] == epochs
+    assert list(pd.read_csv(run_dir / "metrics.csv").epoch) == list(range(1, epochs + 1))
+
+
+@pytest.fixture
+def small_filesystem(tmp_path):
+    """A real 1 MB filesystem (tmpfs): too small for one checkpoint of the TINY model."""
+    mount_point = tmp_path / "small_fs"
+    mount_point.mkdir()
+    proc = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(mount_point)],
+                          capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs to fill (needs root): {proc.stderr.strip()}")
+    yield mount_point
+    subprocess.run(["umount", str(mount_point)], check=True)
+
+
+def test_full_disk_is_reported_as_such_with_the_file(small_filesystem):
+    run_dir = small_filesystem / "run"
+    proc = run_train([*TINY, "train.epochs=3", f"hydra.run.dir={run_dir}"], check=False)
+    assert proc.returncode != 0
+    error = json.loads((run_dir / "result.json").read_text())["error"]
+    assert "No space left on device" in error and str(run_dir / "checkpoint.pt") in error, error
+    assert "inline_container" not in error
+    assert "No space left on device" in (run_dir / "train.log").read_text()
+    assert not list(run_dir.glob(".*.tmp"))  # the partial checkpoint was removed
