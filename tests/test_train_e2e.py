@@ -168,3 +168,17 @@ def test_full_disk_is_reported_as_such_with_the_file(small_filesystem):
     assert "inline_container" not in error
     assert "No space left on device" in (run_dir / "train.log").read_text()
     assert not list(run_dir.glob(".*.tmp"))  # the partial checkpoint was removed
+
+
+def test_ctrl_c_says_where_it_stopped_in_one_line_and_a_rerun_resumes(tmp_path):
+    run_dir, epochs = tmp_path / "run", 8
+    stdout, stderr = _kill_after_3_epochs(run_dir, epochs, signal.SIGINT)
+    done = len((run_dir / "metrics.csv").read_text().splitlines()) - 1
+    assert "Traceback" not in stdout + stderr and not stderr.strip(), stderr
+    interrupted = [line for line in stdout.splitlines() if "interrupted" in line]
+    assert len(interrupted) == 1 and f"interrupted in epoch {done + 1}/{epochs}" in interrupted[0], stdout
+    assert "rerun the same command to resume" in interrupted[0] and interrupted[0] == stdout.strip().splitlines()[-1]
+
+    rerun = subprocess.run(_train_cmd(run_dir, epochs), capture_output=True, text=True, cwd=REPO, check=True)
+    assert "resumed from" in rerun.stdout
+    assert json.loads((run_dir / "result.json").read_text())["epochs_completed"] == epochs
