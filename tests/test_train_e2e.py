@@ -1,6 +1,7 @@
 """train.py as a user runs it: the files it leaves, reruns, bad input, divergence."""
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -10,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.helpers import REPO, TINY, run_train
+from tests.helpers import REPO, TINY, make_cfg, run_train
 from tests.test_data import write_tiny_cifar
 
 
@@ -174,7 +175,8 @@ def test_ctrl_c_says_where_it_stopped_in_one_line_and_a_rerun_resumes(tmp_path):
     run_dir, epochs = tmp_path / "run", 8
     stdout, stderr = _kill_after_3_epochs(run_dir, epochs, signal.SIGINT)
     done = len((run_dir / "metrics.csv").read_text().splitlines()) - 1
-    assert "Traceback" not in stdout + stderr and not stderr.strip(), stderr
+    not_progress = [s for s in re.split(r"[\r\n]", stderr) if s.strip() and not re.match(r"epoch \d+/\d+: ", s)]
+    assert "Traceback" not in stdout + stderr and not not_progress, stderr
     interrupted = [line for line in stdout.splitlines() if "interrupted" in line]
     assert len(interrupted) == 1 and f"interrupted in epoch {done + 1}/{epochs}" in interrupted[0], stdout
     assert "rerun the same command to resume" in interrupted[0] and interrupted[0] == stdout.strip().splitlines()[-1]
@@ -182,3 +184,16 @@ def test_ctrl_c_says_where_it_stopped_in_one_line_and_a_rerun_resumes(tmp_path):
     rerun = subprocess.run(_train_cmd(run_dir, epochs), capture_output=True, text=True, cwd=REPO, check=True)
     assert "resumed from" in rerun.stdout
     assert json.loads((run_dir / "result.json").read_text())["epochs_completed"] == epochs
+
+
+@pytest.mark.parametrize("progress", [True, False])
+def test_a_slow_epoch_shows_its_progress_in_steps_unless_switched_off(tmp_path, capsys, monkeypatch, progress):
+    from dgl import trainer
+
+    monkeypatch.setattr(trainer, "PROGRESS_AFTER_S", 0)  # every epoch counts as slow
+    trainer.train(make_cfg([*TINY, "train.epochs=2", f"train.progress={progress}"]), tmp_path)
+    err = capsys.readouterr().err
+    if progress:  # 300 images in batches of 64: 5 steps an epoch
+        assert "epoch 1/2:" in err and "epoch 2/2:" in err and "/5 [" in err and "step/s" in err, err
+    else:
+        assert err == ""
