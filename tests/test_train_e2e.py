@@ -197,3 +197,15 @@ def test_a_slow_epoch_shows_its_progress_in_steps_unless_switched_off(tmp_path, 
         assert "epoch 1/2:" in err and "epoch 2/2:" in err and "/5 [" in err and "step/s" in err, err
     else:
         assert err == ""
+
+
+def test_readme_cpu_smoke_command_learns(tmp_path):
+    """The README's CPU smoke command, exactly as written there, ends well above chance (0.10)."""
+    readme = (REPO / "README.md").read_text()
+    commands = [line for line in readme.splitlines() if line.startswith("python train.py data=synthetic model.width")]
+    assert len(commands) == 1, commands
+    run_train(commands[0].split()[2:], cwd=tmp_path)  # outputs/ lands in tmp_path
+    (result_file,) = (tmp_path / "outputs" / "runs").glob("*/result.json")
+    result = json.loads(result_file.read_text())
+    assert result["status"] == "completed"
+    assert result["test_acc"] > 0.3, result["history"]
