@@ -34,9 +34,14 @@ def atomic_write(path, write):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         if os.path.exists(tmp):
             os.unlink(tmp)
+        # Name the file; torch's writer hides the OSError (e.g. a full disk) behind its own
+        # "[enforce fail at inline_container.cc]", with the OSError as the context.
+        cause = e if isinstance(e, OSError) else e.__context__
+        if isinstance(cause, OSError) and cause.errno is not None and cause.filename is None:
+            raise OSError(cause.errno, cause.strerror, str(path)) from e
         raise
 
 

@@ -58,11 +58,17 @@ def run(cfg):
             return train(cfg, run_dir, overrides)
         except DataError as e:
             raise SystemExit(f"error: {e}") from None
+        except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
+            metrics = run_dir / records.METRICS
+            done = len(metrics.read_text().splitlines()) - 1 if metrics.exists() else 0
+            log.warning(f"interrupted in epoch {min(done + 1, cfg.train.epochs)}/{cfg.train.epochs} ({run_dir}); "
+                        "rerun the same command to resume from its last checkpoint")
+            raise SystemExit(130) from None
         except Exception as e:
+            log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
             records.write_json(run_dir / records.RESULT, {
                 "status": "failed", "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(), "overrides": overrides,
                 "config": config_record(cfg), "code_version": records.code_version(),
             })
-            log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
             raise

@@ -1,9 +1,11 @@
-"""Where a sweep stands:  python -m dgl.status OUTPUT_DIR [--all]
+"""Where sweeps and runs stand:  python -m dgl.status OUTPUT_DIR [--all]
 
 For each sweep folder under OUTPUT_DIR: how many jobs are completed, diverged, failed,
 running, interrupted (started, not running now: a rerun resumes them) or missing (never
 started), the overrides of the jobs still to do, and the time left estimated from the
-completed jobs. Reads only; never writes to the output folders.
+completed jobs; then the same for the single runs (`python train.py ...` without -m).
+A damaged file (multirun.yaml, overrides.yaml) is named in one line and the rest is shown.
+Reads only; never writes to the output folders.
 """
 
 import argparse
@@ -11,7 +13,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from dgl.sweeps import STATES, sweep_folders, sweep_table
+from dgl.sweeps import STATES, Damaged, runs_table, sweep_folders, sweep_table
 
 
 def _duration(seconds):
@@ -19,18 +21,17 @@ def _duration(seconds):
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def report(sweep_dir, show_all=False, out=None):
+def report(title, rows, show_all=False, out=None, unit="jobs"):
     out = out or sys.stdout
-    rows = sweep_table(sweep_dir)
     counts = {s: 0 for s in STATES}
     for _, _, state, _ in rows:
         counts[state] = counts.get(state, 0) + 1
-    print(f"{sweep_dir}: {len(rows)} jobs | " + " | ".join(f"{n} {s}" for s, n in counts.items() if n), file=out)
+    print(f"{title}: {len(rows)} {unit} | " + " | ".join(f"{n} {s}" for s, n in counts.items() if n), file=out)
     times = [r["time_seconds"] for _, _, s, r in rows if s == "completed" and r.get("time_seconds")]
     left = sum(counts.get(s, 0) for s in ("running", "interrupted", "missing", "failed"))
     if times and left:
         per_job = statistics.median(times)
-        print(f"  time left: {left} jobs x {_duration(per_job)} (median of {len(times)} completed) = "
+        print(f"  time left: {left} {unit} x {_duration(per_job)} (median of {len(times)} completed) = "
               f"{_duration(left * per_job)} of one GPU", file=out)
     for overrides, job_dir, state, result in rows:
         if state == "failed":
@@ -51,11 +52,22 @@ def main(argv=None):
     root = Path(args.output_dir)
     if not root.exists():
         sys.exit(f"error: {root} does not exist")
-    sweeps = sweep_folders(root)
-    if not sweeps:
-        sys.exit(f"error: no sweep folders (with multirun.yaml) under {root}")
+    sweeps, runs_damaged = sweep_folders(root), []
+    runs = runs_table(root, runs_damaged)
+    if not sweeps and not runs:
+        sys.exit(f"error: no sweep folders (with multirun.yaml) or runs (with result.json or .hydra/) under {root}")
     for sweep_dir in sweeps:
-        report(sweep_dir, args.all)
+        damaged = []
+        try:
+            report(sweep_dir, sweep_table(sweep_dir, damaged), args.all)
+        except Damaged as e:
+            damaged.append(str(e))
+        for line in damaged:
+            print(f"damaged: {line}")
+    if runs:
+        report(f"{root} (single runs)", runs, args.all, unit="runs")
+    for line in runs_damaged:
+        print(f"damaged: {line}")
 
 
 if __name__ == "__main__":

@@ -4,16 +4,31 @@ Read-only: nothing here writes to an output folder.
 A sweep folder is one Hydra multirun folder (`outputs/<name>/`): Hydra writes the sweep's
 full config to `multirun.yaml` there, and each job folder gets `.hydra/overrides.yaml`.
 Jobs are matched by their overrides, so this works whatever the folder names are.
+A single run (`python train.py ...`, no -m) is a job folder with no multirun.yaml above it.
+A file that cannot be read as what it should be raises Damaged, naming the file.
 """
 
 import json
 from pathlib import Path
 
-from omegaconf import OmegaConf
+import yaml
+from hydra.errors import HydraException
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from dgl import records
 
 STATES = ("completed", "diverged", "failed", "running", "interrupted", "missing")
+
+
+class Damaged(Exception):
+    """A file in an output folder that cannot be read as what it should be ("path: why")."""
+
+
+def _load_yaml(path):
+    try:
+        return OmegaConf.load(path)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise Damaged(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
 
 
 def expand(sweeper_params, task_overrides):
@@ -29,16 +44,43 @@ def expand(sweeper_params, task_overrides):
 
 def expected_jobs(sweep_dir):
     """The override lists of every job of the last multirun into `sweep_dir`."""
-    cfg = OmegaConf.load(Path(sweep_dir) / "multirun.yaml")
-    return expand(OmegaConf.select(cfg, "hydra.sweeper.params"), cfg.hydra.overrides.task)
+    path = Path(sweep_dir) / "multirun.yaml"
+    cfg = _load_yaml(path)
+    task = OmegaConf.select(cfg, "hydra.overrides.task") if isinstance(cfg, DictConfig) else None
+    if not isinstance(task, ListConfig):
+        raise Damaged(f"{path}: not a Hydra multirun.yaml (empty, truncated or foreign: no hydra.overrides.task)")
+    try:
+        return expand(OmegaConf.select(cfg, "hydra.sweeper.params"), task)
+    except HydraException as e:
+        raise Damaged(f"{path}: overrides Hydra cannot parse ({str(e).splitlines()[0]})") from None
 
 
-def existing_jobs(sweep_dir):
-    """{frozenset(overrides): job folder} for every job folder Hydra made under `sweep_dir`."""
+def job_overrides(job_dir):
+    """A job's override list: from .hydra/overrides.yaml, else from its result.json."""
+    path = Path(job_dir) / ".hydra" / "overrides.yaml"
+    try:
+        overrides = _load_yaml(path) if path.exists() else None
+    except Damaged:
+        overrides = None
+    if isinstance(overrides, ListConfig):
+        return list(overrides)
+    result = records.read_result(job_dir) or {}
+    if isinstance(result.get("overrides"), list):
+        return result["overrides"]
+    raise Damaged(f"{path}: empty or unreadable, and no result.json with the job's overrides")
+
+
+def existing_jobs(sweep_dir, damaged=None):
+    """{frozenset(overrides): job folder} for every job folder Hydra made under `sweep_dir`.
+    Job folders whose overrides cannot be read are left out, and named in the list `damaged`."""
     jobs = {}
     for overrides_file in Path(sweep_dir).rglob(".hydra/overrides.yaml"):
         job_dir = overrides_file.parent.parent
-        jobs[frozenset(OmegaConf.load(overrides_file))] = job_dir
+        try:
+            jobs[frozenset(job_overrides(job_dir))] = job_dir
+        except Damaged as e:
+            if damaged is not None:
+                damaged.append(str(e))
     return jobs
 
 
@@ -60,13 +102,37 @@ def sweep_folders(root):
     return sorted(p.parent for p in Path(root).rglob("multirun.yaml"))
 
 
-def sweep_table(sweep_dir):
-    """[(overrides, job_dir or None, state, result or None)] for every expected job."""
-    existing = existing_jobs(sweep_dir)
+def run_folders(root):
+    """Every single-run job folder at or below `root`: folders holding result.json or
+    .hydra/, with no sweep folder at or above them (within `root`)."""
+    root, sweeps = Path(root), sweep_folders(root)
+    found = {p.parent for p in root.rglob(records.RESULT)} | {p.parent for p in root.rglob(".hydra")}
+    return sorted(d for d in found if not any(d == s or s in d.parents for s in sweeps))
+
+
+def _row(overrides, job_dir):
+    state = job_state(job_dir)
+    result = records.read_result(job_dir) if state in ("completed", "diverged", "failed") else None
+    return overrides, job_dir, state, result
+
+
+def sweep_table(sweep_dir, damaged=None):
+    """[(overrides, job_dir or None, state, result or None)] for every expected job.
+    Raises Damaged if multirun.yaml is; damaged job folders are named in the list `damaged`."""
+    expected = expected_jobs(sweep_dir)
+    existing = existing_jobs(sweep_dir, damaged)
+    return [_row(overrides, existing.get(frozenset(overrides))) for overrides in expected]
+
+
+def runs_table(root, damaged=None):
+    """The same rows for the single runs under `root` (overrides: the folder name if unreadable)."""
     rows = []
-    for overrides in expected_jobs(sweep_dir):
-        job_dir = existing.get(frozenset(overrides))
-        state = job_state(job_dir)
-        result = records.read_result(job_dir) if state in ("completed", "diverged", "failed") else None
-        rows.append((overrides, job_dir, state, result))
+    for job_dir in run_folders(root):
+        try:
+            overrides = job_overrides(job_dir)
+        except Damaged as e:
+            if damaged is not None:
+                damaged.append(str(e))
+            overrides = [job_dir.name]
+        rows.append(_row(overrides, job_dir))
     return rows

@@ -3,6 +3,7 @@
 import logging
 import math
 import os
+import pickle
 import platform
 import time
 from pathlib import Path
@@ -10,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
+from tqdm import tqdm
 
 from dgl import records
 from dgl.config import fingerprint
@@ -21,6 +23,7 @@ from dgl.noise import make_noisy_labels
 log = logging.getLogger("dgl")
 
 EVAL_BATCH = 1000
+PROGRESS_AFTER_S = 10  # show a progress bar within an epoch once it has taken this long
 WARMUP_STEPS = 3  # eager steps before CUDA-graph capture (creates momentum buffers, compiles)
 METRIC_FIELDS = ["epoch", "lr", "loss_noisy", "loss_clean", "cos_struct_value", "test_acc", "seconds"]
 
@@ -124,7 +127,16 @@ class Trainer:
         }))
 
     def load_checkpoint(self):
-        ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        try:
+            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # truncated or garbled
+            corrupt, n = self.checkpoint_path.with_name(records.CHECKPOINT + ".corrupt"), 1
+            while corrupt.exists():  # keep every bad file for inspection
+                corrupt, n = corrupt.with_name(f"{records.CHECKPOINT}.corrupt{n}"), n + 1
+            os.replace(self.checkpoint_path, corrupt)
+            log.warning(f"unreadable checkpoint {self.checkpoint_path} ({str(e).splitlines()[0]}): "
+                        f"moved to {corrupt.name}; starting over from epoch 0")
+            return
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
@@ -144,7 +156,11 @@ class Trainer:
         t, state = self.cfg.train, self.state
         order, images = augment_epoch(self.train_images, self.data_rng)
         y_noisy, y_clean = self.labels_noisy[order], self.labels_clean[order]
-        for i in range(0, len(images), t.batch_size):
+        # A bar only once an epoch has run PROGRESS_AFTER_S (CPU epochs, a GPU run's compiling
+        # first epoch); it counts steps and reads no loss, so it adds no host sync.
+        steps = tqdm(range(0, len(images), t.batch_size), f"epoch {state['epoch'] + 1}/{t.epochs}", unit="step",
+                     leave=False, delay=PROGRESS_AFTER_S, mininterval=5, disable=not t.progress)
+        for i in steps:
             batch = [b[i:i + t.batch_size].to(self.device, non_blocking=True) for b in (images, y_noisy, y_clean)]
             refresh = state["global_step"] % t.value_every == 0
             full = len(batch[0]) == t.batch_size

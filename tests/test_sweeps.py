@@ -4,6 +4,7 @@ rerunning it, and what dgl.status says before, during and after."""
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -121,3 +122,44 @@ def test_status_on_a_folder_without_sweeps_is_one_line(tmp_path):
     with pytest.raises(SystemExit) as e:
         status_main([str(tmp_path)])
     assert "no sweep folders" in str(e.value)
+
+
+@pytest.fixture(scope="module")
+def outputs(tmp_path_factory):
+    """A real output folder: a finished 2-job sweep and two single runs (one completed, one failed)."""
+    root = tmp_path_factory.mktemp("outputs")
+    run_train(["-m", *TINY, "train.epochs=1", "lam=0.2,0.8", f"hydra.sweep.dir={root / 'sweep'}"])
+    run_train([*TINY, "train.epochs=1", f"hydra.run.dir={root / 'runs' / 'ok'}"])
+    no_test = [a for a in TINY if not a.startswith("data.n_test")]
+    run_train([*no_test, "train.epochs=1", "data.n_test=0", f"hydra.run.dir={root / 'runs' / 'bad'}"], check=False)
+    return root
+
+
+def test_status_reports_damaged_files_and_shows_the_healthy_rest(outputs, tmp_path, capsys):
+    root = tmp_path / "outputs"
+    shutil.copytree(outputs, root)
+    # An empty overrides.yaml: the job is still found, from its result.json.
+    next((root / "sweep").rglob(".hydra/overrides.yaml")).write_text("")
+    out = status_text(root, capsys)
+    assert f"{root / 'sweep'}: 2 jobs | 2 completed\n" in out and "missing" not in out, out
+
+    real = (root / "sweep" / "multirun.yaml").read_text()
+    for name, text in (("truncated", real[:len(real) // 2]), ("empty", ""), ("foreign", "services:\n  web: {}\n"),
+                       ("binary", "\x00\x01hydra")):
+        (root / name).mkdir()
+        (root / name / "multirun.yaml").write_text(text)
+    out = status_text(root, capsys)
+    assert f"{root / 'sweep'}: 2 jobs | 2 completed\n" in out, out
+    for name in ("truncated", "empty", "foreign", "binary"):
+        lines = [line for line in out.splitlines() if str(root / name / "multirun.yaml") in line]
+        assert len(lines) == 1 and lines[0].startswith("damaged: "), out
+    assert "Traceback" not in out and "(single runs): 2 runs" in out
+
+
+def test_status_shows_single_runs(outputs, capsys):
+    out = status_text(outputs, capsys)
+    assert f"{outputs / 'sweep'}: 2 jobs | 2 completed" in out, out
+    assert f"{outputs} (single runs): 2 runs | 1 completed | 1 failed" in out, out
+    assert "failed      " in out and "data.n_test=0" in out and "ZeroDivisionError" in out
+    out = status_text(outputs / "runs", capsys)  # a folder of single runs only
+    assert "(single runs): 2 runs | 1 completed | 1 failed" in out, out
