@@ -23,7 +23,7 @@ def main(cfg):
 if __name__ == "__main__":
     # Hydra prints a config error over several lines and exits; let it raise instead, so a
     # bad command line ends in one line that names the key and what is allowed.
-    os.environ.setdefault("HYDRA_FULL_ERROR", "1")
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     try:
         main()
     except ConfigError as e:
