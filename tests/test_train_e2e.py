@@ -9,6 +9,7 @@ import time
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from tests.helpers import REPO, TINY, make_cfg, run_train
 from tests.test_data import write_tiny_cifar

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# One device call's share of a GPU study (docs/VALIDATION.md): run what is still missing of
+# a sweep for at most CAP seconds and archive what finished, so a study larger than one
+# session's GPU time grows session by session.
+#
+#   bash scripts/gpu_study.sh CAP_S EXPERIMENT [overrides...]
+#
+# The finished runs live in git under docs/validation/runs/<sweep>/<job>/ (result.json,
+# metrics.csv, config.yaml). They are copied into outputs/<sweep>/ first, so the launcher
+# finds them finished and runs only the rest; at the end every finished run goes to
+# $OUT/<sweep>.tar.gz (unpack it into docs/validation/runs/ and commit).
+set -u
+cap=$1 experiment=$2
+shift 2
+sweep=$(python3 -c "import sys; sys.path.insert(0, '.'); from tests.helpers import make_cfg
+print(make_cfg(['experiment=$experiment', *sys.argv[1:]]).name)" "$@") || exit 1
+kept=docs/validation/runs/$sweep
+mkdir -p "outputs/$sweep" "${OUT:-/tmp}"
+[ -d "$kept" ] && cp -r "$kept"/. "outputs/$sweep"/
+echo "$sweep: $(find "outputs/$sweep" -name result.json | wc -l) runs already finished"
+# SIGINT at the cap: the launcher stops its jobs; their checkpoints stay on this machine only
+timeout -s INT "$cap" python3 train.py -m "experiment=$experiment" hydra/launcher=local_gpus "$@" \
+  > "${OUT:-/tmp}/$sweep.log" 2>&1
+echo "launcher exit $? after at most ${cap}s"
+python3 -m dgl.status "outputs/$sweep" | head -3
+(cd outputs && find "$sweep" -name result.json -exec grep -l '"status": "\(completed\|diverged\)"' {} + \
+  | xargs -r -n1 dirname | while read -r d; do ls "$d"/result.json "$d"/metrics.csv "$d"/config.yaml; done \
+  | tar czf "${OUT:-/tmp}/$sweep.tar.gz" -T -)
+tar tzf "${OUT:-/tmp}/$sweep.tar.gz" | grep -c result.json | xargs echo "archived runs:"
