@@ -99,23 +99,21 @@ def test_local_sweep_killed_and_rerun_loses_nothing(tmp_path, capsys):
     assert all(r["status"] == "completed" and r["epochs_completed"] == 6 for r in results)
 
 
-def test_status_before_a_sweep_runs_lists_every_job_as_missing(tmp_path, capsys):
-    sweep_dir = tmp_path / "sweep"
-    run_train(["-m", *SWEEP, "hydra/launcher=list", f"hydra.sweep.dir={sweep_dir}"])
-    out = status_text(tmp_path, capsys)
-    assert "4 jobs | 4 missing" in out and out.count("missing     ") == 4, out
+def block_metrics(job_dir):
+    """A directory where the job must write metrics.csv: a real failure (IsADirectoryError)
+    at the end of its first epoch, from a config that passes every check."""
+    (job_dir / "metrics.csv").mkdir(parents=True)
 
 
 def test_a_failing_job_is_recorded_and_the_sweep_goes_on(tmp_path, capsys):
     sweep_dir = tmp_path / "sweep"
-    # data.n_test=0 crashes the job at its first evaluation (a real exception, not bad input)
-    args = [a for a in TINY if not a.startswith("data.n_test")]
-    proc = run_train(["-m", *args, "train.epochs=1", "data.n_test=0,50", f"hydra.sweep.dir={sweep_dir}"],
-                     check=False)
+    block_metrics(sweep_dir / "lam0.8")
+    proc = run_train(["-m", *TINY, "train.epochs=1", "lam=0.2,0.8", f"hydra.sweep.dir={sweep_dir}",
+                      "hydra.sweep.subdir=lam${lam}"], check=False)
     assert proc.returncode != 0  # Hydra reports the failed job at the end...
     out = status_text(tmp_path, capsys)
     assert "2 jobs | 1 completed | 1 failed" in out, out  # ...after running the other one
-    assert "failed      " in out and "ZeroDivisionError" in out
+    assert "failed      " in out and "IsADirectoryError" in out
 
 
 def test_status_on_a_folder_without_sweeps_is_one_line(tmp_path):
@@ -130,8 +128,8 @@ def outputs(tmp_path_factory):
     root = tmp_path_factory.mktemp("outputs")
     run_train(["-m", *TINY, "train.epochs=1", "lam=0.2,0.8", f"hydra.sweep.dir={root / 'sweep'}"])
     run_train([*TINY, "train.epochs=1", f"hydra.run.dir={root / 'runs' / 'ok'}"])
-    no_test = [a for a in TINY if not a.startswith("data.n_test")]
-    run_train([*no_test, "train.epochs=1", "data.n_test=0", f"hydra.run.dir={root / 'runs' / 'bad'}"], check=False)
+    block_metrics(root / "runs" / "bad")
+    run_train([*TINY, "train.epochs=1", "lam=0.3", f"hydra.run.dir={root / 'runs' / 'bad'}"], check=False)
     return root
 
 
@@ -160,6 +158,6 @@ def test_status_shows_single_runs(outputs, capsys):
     out = status_text(outputs, capsys)
     assert f"{outputs / 'sweep'}: 2 jobs | 2 completed" in out, out
     assert f"{outputs} (single runs): 2 runs | 1 completed | 1 failed" in out, out
-    assert "failed      " in out and "data.n_test=0" in out and "ZeroDivisionError" in out
+    assert "failed      " in out and "lam=0.3" in out and "IsADirectoryError" in out
     out = status_text(outputs / "runs", capsys)  # a folder of single runs only
     assert "(single runs): 2 runs | 1 completed | 1 failed" in out, out
