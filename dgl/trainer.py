@@ -72,6 +72,7 @@ class Engine:
         self.side_stream = torch.cuda.Stream() if self.use_graphs else None
         self.steps_here = 0  # steps taken on this engine (graphs are captured after a warm-up)
         self.momentum = {}   # parameter -> its momentum buffer, once the optimizer made one
+        self.jobs = 0        # jobs started on this engine
 
     def start_job(self, cfg, initial_model):
         """Reset to a fresh run: initial_model's weights and buffers, no optimizer state."""
@@ -133,11 +134,11 @@ def load_data(cfg, device):
         _data = None
         dataset = load_dataset(cfg.data)
         storage = device if cfg.data.on_device else torch.device("cpu")
-        _data = (key, dataset, dict(
-            train_images=dataset.train_images.to(storage),
-            labels_clean=torch.from_numpy(dataset.train_labels).to(storage),
-            test_images=dataset.test_images.to(device),
-            test_labels=torch.from_numpy(dataset.test_labels).to(device)))
+        _data = (key, dataset, {
+            "train_images": dataset.train_images.to(storage),
+            "labels_clean": torch.from_numpy(dataset.train_labels).to(storage),
+            "test_images": dataset.test_images.to(device),
+            "test_labels": torch.from_numpy(dataset.test_labels).to(device)})
     return _data[1], _data[2]
 
 
@@ -188,6 +189,8 @@ class Trainer:
             _engine = Engine(key, cfg, device, self.autocast_dtype, dataset, initial)
         engine = self.engine = _engine
         engine.start_job(cfg, initial)
+        engine.jobs += 1
+        log.info(f"engine: {'warm, job ' + str(engine.jobs) + ' on it' if engine.jobs > 1 else 'new'} (pid {os.getpid()})")
         self.model, self.net, self.fast_net = engine.model, engine.net, engine.fast_net
         self.optimizer, self.step, self.graphed = engine.optimizer, engine.step, engine.graphed
         self.use_compile, self.use_graphs = engine.use_compile, engine.use_graphs
