@@ -3,8 +3,6 @@ is one line that names the key, the value and what is allowed."""
 
 import math
 
-import torch
-
 
 class ConfigError(ValueError):
     pass
@@ -36,6 +34,12 @@ def _choice(value, key, choices):
     _check(value in choices, key, value, ", ".join(map(str, choices)))
 
 
+def _cuda_available():
+    import torch  # here, not at the top: a job that finds its result done never needs torch
+
+    return torch.cuda.is_available()
+
+
 def validate(cfg):
     lam = _number(cfg.lam, "lam", "[0, 1]")
     _check(0 <= lam <= 1, "lam", cfg.lam, "[0, 1]")
@@ -65,7 +69,7 @@ def validate(cfg):
         _check(0 < _number(m, "train.milestones", "fractions in (0, 1]") <= 1,
                "train.milestones", list(t.milestones), "fractions of train.epochs in (0, 1]")
     _choice(t.device, "train.device", ("auto", "cpu", "cuda"))
-    if t.device == "cuda" and not torch.cuda.is_available():
+    if t.device == "cuda" and not _cuda_available():
         raise ConfigError("train.device=cuda is not allowed here: no CUDA device is visible (allowed: auto, cpu)")
     _choice(t.precision, "train.precision", ("auto", "bf16", "fp32"))
     for key in ("compile", "cuda_graphs", "progress"):
