@@ -9,6 +9,7 @@ configs of tests/helpers.py; the reference is the same sweep with
 import gc
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -89,17 +90,18 @@ def test_jobs_through_one_warm_worker_equal_jobs_run_alone(tmp_path, alone):
 
 
 def test_jobs_of_one_shape_go_to_the_same_worker(tmp_path):
-    """Jobs alternate between two widths in sweep order; one worker runs all of one
-    width, then all of the other: one new engine per width, the rest warm."""
-    proc = sweep(tmp_path / "s", "seed=1,2", "model.width=0.125,0.25", "hydra.launcher.cpu_jobs=1",
+    """In sweep order the jobs alternate between two widths (lam varies slowest); the one
+    worker runs both jobs of one width, then both of the other: a new engine per width."""
+    proc = sweep(tmp_path / "s", "lam=0.3,0.6", "model.width=0.125,0.25", "hydra.launcher.cpu_jobs=1",
                  epochs=["train.epochs=1"])
     log = proc.stdout + proc.stderr
-    started = [line.split(": ", 1)[1].strip() for line in log.splitlines() if " start on CPU " in line]
-    assert started == ["model.width=0.125 seed=1", "model.width=0.125 seed=2",
-                       "model.width=0.25 seed=1", "model.width=0.25 seed=2"], log
-    lines = {d.name: engine_lines(d)[0] for d in (tmp_path / "s").iterdir() if (d / "train.log").exists()}
-    assert sorted(v.split(" (")[0] for v in lines.values()) == ["new", "new", "warm, job 2 on it",
-                                                               "warm, job 2 on it"], lines
+    listed = re.findall(r"#\d : .*model.width=([\d.]+)", log)
+    assert listed == ["0.125", "0.25", "0.125", "0.25"], log  # Hydra's order alternates
+    started = [(re.search(r"lam=([\d.]+)", line)[1], re.search(r"model.width=([\d.]+)", line)[1])
+               for line in log.splitlines() if " start on CPU " in line]
+    assert started == [("0.3", "0.125"), ("0.6", "0.125"), ("0.3", "0.25"), ("0.6", "0.25")], log
+    engines = re.findall(r"engine: (new|warm, job \d on it)", log)
+    assert engines == ["new", "warm, job 2 on it", "new", "warm, job 2 on it"], log
 
 
 def test_a_failed_job_does_not_affect_the_next(tmp_path, alone):
