@@ -35,8 +35,9 @@ def job_dir(sweep_dir, seed, lam):
     return found
 
 
-def sweep(sweep_dir, *overrides, reuse=True, check=True, wait=True, epochs=EPOCHS):
-    cmd = [sys.executable, str(REPO / "train.py"), "-m", *TINY, *epochs, *overrides,
+def sweep(sweep_dir, *overrides, reuse=True, check=True, wait=True, epochs=EPOCHS, first=()):
+    # Hydra's sweep order: the first swept key on the command line varies slowest
+    cmd = [sys.executable, str(REPO / "train.py"), "-m", *first, *TINY, *epochs, *overrides,
            "hydra/launcher=local_gpus", "hydra.launcher.gpus=[]",
            f"hydra.launcher.reuse_workers={str(reuse).lower()}", f"hydra.sweep.dir={sweep_dir}"]
     env = dict(os.environ, PYTHONUNBUFFERED="1", HYDRA_FULL_ERROR="0")
@@ -92,8 +93,8 @@ def test_jobs_through_one_warm_worker_equal_jobs_run_alone(tmp_path, alone):
 def test_jobs_of_one_shape_go_to_the_same_worker(tmp_path):
     """In sweep order the jobs alternate between two widths (lam varies slowest); the one
     worker runs both jobs of one width, then both of the other: a new engine per width."""
-    proc = sweep(tmp_path / "s", "lam=0.3,0.6", "model.width=0.125,0.25", "hydra.launcher.cpu_jobs=1",
-                 epochs=["train.epochs=1"])
+    proc = sweep(tmp_path / "s", "model.width=0.125,0.25", "hydra.launcher.cpu_jobs=1",
+                 epochs=["train.epochs=1"], first=["lam=0.3,0.6"])
     log = proc.stdout + proc.stderr
     listed = re.findall(r"#\d : .*model.width=([\d.]+)", log)
     assert listed == ["0.125", "0.25", "0.125", "0.25"], log  # Hydra's order alternates
