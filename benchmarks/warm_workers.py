@@ -172,7 +172,7 @@ def projections(rows, steady, overhead_fresh):
         part = row[which]
         return (part["startup_s"] or 0) + (part["first_epoch_tax_s"] or 0)
 
-    out = {}
+    out = {"note": "w2 and tv: steady epochs measured in one process; their per-job tax is w1's"}
     w1 = by.get("warm_w1")
     for label, which in (("warm", "later_jobs"), ("fresh", None)):
         total, detail = 0.0, {}
@@ -185,18 +185,21 @@ def projections(rows, steady, overhead_fresh):
             t = tax(warm, which) if which else overhead_fresh.get(key, overhead_fresh.get("w1", 0.0))
             detail[key] = {"steady_epoch_s": epoch_s, "per_job_tax_s": t, "job_s": per_job(epoch_s, eval_s, t)}
             total += 100 * detail[key]["job_s"]
+            if which:  # the worker's first job of the width compiles and captures
+                total += tax(warm, "first_job") - t
         out[f"q1_{label}_1_per_gpu_h"] = total / 3600
         out[f"q1_{label}_detail"] = detail
         tv = steady.get("tv")
         if tv and w1:
             t = tax(w1, which) if which else overhead_fresh.get("w1", 0.0)
             out[f"q3_{label}_1_per_gpu_h"] = 150 * per_job(tv["steady_epoch_s"], tv["eval_s"], t) / 3600
-    share = by.get("share_w0.5")
-    if share and share["jobs_done"] and by.get("warm_w0.5", {}).get("jobs_done"):
-        gain = by["warm_w0.5"]["wall_per_job_s"] / share["wall_per_job_s"]
+    share, alone = by.get("share_w0.5"), by.get("warm_w0.5")
+    if share and share["steady_epoch_s"] and alone and alone["steady_epoch_s"]:
+        # two jobs at once: throughput relative to one, from their steady epochs
+        gain = 2 * alone["steady_epoch_s"] / share["steady_epoch_s"]
         out["w0.5_two_per_gpu_throughput_gain"] = gain
         d = out.get("q1_warm_detail", {})
-        if "w0.5" in d:
+        if "w0.5" in d and gain > 1:
             out["q1_warm_best_h"] = out["q1_warm_1_per_gpu_h"] - 100 * d["w0.5"]["job_s"] * (1 - 1 / gain) / 3600
     if "notebook_ms_step_w1" in steady:
         out["notebook_q1_lower_bound_h"] = 300 * 100 * 196 * steady["notebook_ms_step_w1"] / 1e3 / 3600
