@@ -268,7 +268,19 @@ def main():
         if r and r["jobs_done"]:
             fresh[key] = (r["later_jobs"]["startup_s"] or r["first_job"]["startup_s"] or 0) + (
                 r["later_jobs"]["first_epoch_tax_s"] or r["first_job"]["first_epoch_tax_s"] or 0)
-    result = {**header, "phases": rows, "steady": steady, "projections": projections(rows, steady, fresh),
+    # the same jobs through warm and fresh workers: on the GPU not bit-equal (bf16, cuDNN
+    # autotuning), but a warm engine that replayed stale state would show large differences
+    agreement = {}
+    for key in ("w0.5", "w1"):
+        diffs = []
+        for fresh_dir in (tmp / f"fresh_{key}").glob("*/metrics.csv"):
+            warm_csv = tmp / f"warm_{key}" / fresh_dir.parent.name / "metrics.csv"
+            if warm_csv.exists() and (fresh_dir.parent / "result.json").exists():
+                a, b = (np.genfromtxt(f, delimiter=",", names=True) for f in (warm_csv, fresh_dir))
+                diffs.append(float(np.max(np.abs(a["loss_noisy"] - b["loss_noisy"]))))
+        agreement[key] = {"jobs_compared": len(diffs), "max_abs_diff_loss_noisy": max(diffs) if diffs else None}
+    print(json.dumps({"warm_vs_fresh": agreement}), flush=True)
+    result = {**header, "warm_vs_fresh": agreement, "phases": rows, "steady": steady, "projections": projections(rows, steady, fresh),
               "errors": errors}
     print(json.dumps({"projections": result["projections"]}, indent=1), flush=True)
     (out_dir / "warm_workers.json").write_text(json.dumps(result, indent=1))

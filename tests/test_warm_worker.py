@@ -175,6 +175,7 @@ def test_memory_does_not_grow_from_job_to_job(tmp_path):
     try:
         for seed in range(6):
             cfg = make_cfg([*TINY, "train.epochs=2", "train.progress=false", f"seed={seed}"])
+            (tmp_path / str(seed)).mkdir()
             trainer_module.train(cfg, tmp_path / str(seed))
             gc.collect()
             rss.append(rss_mb())
