@@ -65,6 +65,7 @@ class TrainConfig:
     precision: str = MISSING
     compile: bool = MISSING
     cuda_graphs: bool = MISSING
+    compile_cache: Optional[str] = None
     checkpoint_every: int = MISSING
     progress: bool = MISSING
 
@@ -92,7 +93,7 @@ def register_schema():
 # options (which change results only by rounding). They stay out of the fingerprint, and
 # every key left out of job folder names (conf/config.yaml) must be one of them.
 NOT_COMPUTATIONAL = ("name", "lam_table", "lam_index", "data.root", "data.download",
-                     "data.on_device", "train.device", "train.compile", "train.cuda_graphs",
+                     "data.on_device", "train.device", "train.compile", "train.cuda_graphs", "train.compile_cache",
                      "train.checkpoint_every", "train.progress")
 
 MODELS, DATASETS, NOISES = ("resnet18", "tv_resnet18"), ("cifar10", "fashion_mnist", "synthetic"), (

@@ -39,7 +39,6 @@ class DualGradientStep:
     def __init__(self, net, optimizer, lam, autocast_dtype=None):
         self.net = net                  # uint8 images -> logits (may be torch.compile'd)
         self.optimizer = optimizer
-        self.lam = float(lam)
         self.autocast_dtype = autocast_dtype
         self.params = [p for group in optimizer.param_groups for p in group["params"]]
         self.grad = flat_grad_buffer(self.params)
@@ -48,6 +47,23 @@ class DualGradientStep:
         # summed over the steps of an epoch: loss on noisy labels, loss on clean labels,
         # cosine(g_struct, g_value), number of steps
         self.sums = torch.zeros(4, device=self.grad.device)
+        # lam and 1 - lam as device scalars, so a captured CUDA graph reads them at replay
+        # and a warm worker's next job can change lam without recapturing.
+        self.lam = torch.zeros((), device=self.grad.device)
+        self.one_minus_lam = torch.zeros((), device=self.grad.device)
+        self.set_lam(lam)
+
+    def set_lam(self, lam):
+        # 1 - lam in float64 on the host, then rounded to float32 once, as the python-float
+        # factor is: the same bits as the notebooks' (1 - lam) * g
+        self.lam.fill_(float(lam))
+        self.one_minus_lam.fill_(1 - float(lam))
+
+    def reset(self, lam):
+        """A fresh run on the same tensors: no cached clean-label direction, no sums."""
+        self.set_lam(lam)
+        self.value_dir.zero_()
+        self.sums.zero_()
 
     def logits(self, images_u8):
         device_type = images_u8.device.type
@@ -71,7 +87,7 @@ class DualGradientStep:
         cosine = torch.dot(struct_dir, self.value_dir)
         # The mix, in the notebooks' order of operations: on the CPU in fp32 this matches
         # their loop to the bit, which matters because training amplifies rounding.
-        self.grad.mul_(1 - self.lam).add_(self.lam * self.value_dir)
+        self.grad.mul_(self.one_minus_lam).add_(self.lam * self.value_dir)
         self.optimizer.step()
         self.sums += torch.stack([loss_noisy.detach(), loss_clean, cosine, torch.ones_like(cosine)])
 
@@ -88,8 +104,11 @@ class DualGradientStep:
 
 class GraphedStep:
     """Replays a DualGradientStep as CUDA graphs: one for plain steps, one for refresh
-    steps, each captured on static input buffers. The learning rate is baked into a
-    capture, so the graphs are captured again whenever it changes (twice a run)."""
+    steps, each captured on static input buffers. The optimizer's learning rate (and
+    momentum, weight decay) are baked into a capture, so there is a pair of graphs per
+    value: captured at the first step with it, kept for later jobs of a warm worker."""
+
+    MAX_KEPT = 6  # hyper-parameter values whose graphs are kept (a run uses three lrs)
 
     def __init__(self, step, batch_shape):
         self.step = step
@@ -97,25 +116,27 @@ class GraphedStep:
         self.images = torch.zeros(batch_shape, dtype=torch.uint8, device=dev)
         self.y_noisy = torch.zeros(batch_shape[0], dtype=torch.long, device=dev)
         self.y_clean = torch.zeros(batch_shape[0], dtype=torch.long, device=dev)
-        self.graphs = {}
-        self.captured_lr = None
+        self.graphs = {}  # (lr, momentum, weight_decay) per group -> {refresh: graph}
 
-    def _lr(self):
-        return tuple(g["lr"] for g in self.step.optimizer.param_groups)
+    def _hyper(self):
+        return tuple((g["lr"], g["momentum"], g["weight_decay"]) for g in self.step.optimizer.param_groups)
 
     def _capture(self):
-        self.graphs = {}
+        graphs = {}
         for refresh in (False, True):
             graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(graph):  # records the step; runs none of it
                 self.step(self.images, self.y_noisy, self.y_clean, refresh)
-            self.graphs[refresh] = graph
-        self.captured_lr = self._lr()
+            graphs[refresh] = graph
+        return graphs
 
     def __call__(self, images_u8, y_noisy, y_clean, refresh_value):
-        if self.captured_lr != self._lr():
-            self._capture()
+        hyper = self._hyper()
+        if hyper not in self.graphs:
+            if len(self.graphs) >= self.MAX_KEPT:
+                del self.graphs[next(iter(self.graphs))]  # the oldest
+            self.graphs[hyper] = self._capture()
         self.images.copy_(images_u8, non_blocking=True)
         self.y_noisy.copy_(y_noisy, non_blocking=True)
         self.y_clean.copy_(y_clean, non_blocking=True)
-        self.graphs[bool(refresh_value)].replay()
+        self.graphs[hyper][bool(refresh_value)].replay()

@@ -1,7 +1,6 @@
 """The two ResNet18s of the notebooks."""
 
 import torch.nn.functional as F
-import torchvision
 from torch import nn
 
 
@@ -51,6 +50,8 @@ class ResNet18(nn.Module):
 def tv_resnet18(num_classes=10, in_channels=3):
     """The Q3 notebook's model: torchvision resnet18, 3x3 stride-1 stem, no max-pool.
     Built in the notebook's order (full resnet18 first, then the stem replaced)."""
+    import torchvision  # only this model needs it (~1 s of start-up)
+
     model = torchvision.models.resnet18(weights=None, num_classes=num_classes)
     model.conv1 = nn.Conv2d(in_channels, 64, 3, 1, 1, bias=False)
     model.maxpool = nn.Identity()

@@ -52,23 +52,128 @@ def _fmt_seconds(s):
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
+class Engine:
+    """What a worker process keeps between jobs of one shape (model, width, data, batch size,
+    precision, speed options, device): the dataset on the device, the model, its compiled
+    module, the optimizer, the flat gradient buffers and the captured CUDA graphs. A new job
+    writes its initial weights and a fresh optimizer state into the same tensors, so the
+    compiled code and the graphs stay valid and its first epoch costs a steady one."""
+
+    def __init__(self, key, cfg, device, autocast_dtype, dataset, model):
+        self.key, self.device = key, device
+        cuda = device.type == "cuda"
+        memory_format = torch.channels_last if cuda else torch.contiguous_format
+        net = torch.nn.Sequential(Normalize(dataset.mean, dataset.std, channels_last=cuda), model)
+        self.model, self.net = model, net.to(device, memory_format=memory_format)
+        t = cfg.train
+        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=t.momentum,
+                                         weight_decay=t.weight_decay, foreach=cuda)
+        self.use_compile, self.use_graphs = t.compile and cuda, t.cuda_graphs and cuda
+        self.fast_net = torch.compile(self.net) if self.use_compile else self.net
+        self.step = DualGradientStep(self.fast_net, self.optimizer, cfg.lam, autocast_dtype)
+        batch_shape = (t.batch_size, *dataset.train_images.shape[1:])
+        self.graphed = GraphedStep(self.step, batch_shape) if self.use_graphs else None
+        self.side_stream = torch.cuda.Stream() if self.use_graphs else None
+        self.steps_here = 0  # steps taken on this engine (graphs are captured after a warm-up)
+        self.momentum = {}   # parameter -> its momentum buffer, once the optimizer made one
+        self.jobs = 0        # jobs started on this engine
+
+    def start_job(self, cfg, initial_model):
+        """Reset to a fresh run: initial_model's weights and buffers, no optimizer state."""
+        if initial_model is not self.model:  # a reused engine
+            with torch.no_grad():
+                for mine, theirs in ((self.model.parameters(), initial_model.parameters()),
+                                     (self.model.buffers(), initial_model.buffers())):
+                    for dst, src in zip(mine, theirs, strict=True):
+                        dst.copy_(src)
+        for group in self.optimizer.param_groups:
+            group.update(lr=cfg.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
+            group.pop("initial_lr", None)  # the new scheduler takes it from lr
+        self.momentum = {p: s["momentum_buffer"] for p, s in self.optimizer.state.items()
+                         if s.get("momentum_buffer") is not None}
+        # With dampening 0 the first step's buf * momentum + g is g exactly, as a fresh
+        # optimizer's clone of g: zeroing keeps the tensors the graphs captured.
+        for buf in self.momentum.values():
+            buf.zero_()
+        self.step.reset(cfg.lam)
+
+    def keep_optimizer_tensors(self):
+        """After optimizer.load_state_dict (resume), which makes new momentum tensors: copy
+        them into the ones the captured graphs use, and put those back."""
+        for p, buf in self.momentum.items():
+            state = self.optimizer.state[p]
+            buf.copy_(state["momentum_buffer"])
+            state["momentum_buffer"] = buf
+
+
+_engine = None  # this process's Engine: one shape at a time
+_data = None    # (key, dataset, tensors on the device): the last dataset loaded
+
+
+def shape_key(cfg, device, precision):
+    d, t = cfg.data, cfg.train
+    data = (d.name, d.n_train, d.n_test, d.image_size) if d.name == "synthetic" else (d.name,)
+    return (cfg.model.name, float(cfg.model.width), data, t.batch_size, precision, t.compile,
+            t.cuda_graphs, d.on_device, str(device))
+
+
+def drop_engine():
+    """Free the cached engine (and its compiled code): on a shape change, or after a failure."""
+    global _engine
+    if _engine is None:
+        return
+    compiled, cuda, _engine = _engine.use_compile, _engine.device.type == "cuda", None
+    if compiled:
+        torch._dynamo.reset()  # its code cache would count the next model as a recompile
+    if cuda:
+        torch.cuda.empty_cache()
+
+
+def load_data(cfg, device):
+    """The dataset, with its uint8 images and clean labels where the batches are cut (the
+    device, unless data.on_device=false); cached for the next job on the same data."""
+    global _data
+    key = (OmegaConf.to_yaml(cfg.data, resolve=True), str(device))
+    if _data is None or _data[0] != key:
+        _data = None
+        dataset = load_dataset(cfg.data)
+        storage = device if cfg.data.on_device else torch.device("cpu")
+        _data = (key, dataset, {
+            "train_images": dataset.train_images.to(storage),
+            "labels_clean": torch.from_numpy(dataset.train_labels).to(storage),
+            "test_images": dataset.test_images.to(device),
+            "test_labels": torch.from_numpy(dataset.test_labels).to(device)})
+    return _data[1], _data[2]
+
+
+def use_compile_cache(path):
+    """Keep Inductor's and Triton's caches in `path` (shared by a sweep's jobs), not /tmp."""
+    if path:
+        path = os.path.expanduser(str(path))
+        os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
+        os.environ["TRITON_CACHE_DIR"] = os.path.join(path, "triton")
+
+
 class Trainer:
     """One run: everything built from the config in __init__, then fit().
-    Resumes from <run_dir>/checkpoint.pt when there is one."""
+    Resumes from <run_dir>/checkpoint.pt when there is one. The model, optimizer and
+    compiled step come from this process's Engine when the last job had the same shape."""
 
     def __init__(self, cfg, run_dir, overrides=()):
+        global _engine
         self.cfg, self.run_dir, self.overrides = cfg, Path(run_dir), list(overrides)
         t = cfg.train
         device = self.device = resolve_device(t.device)
         self.cuda = cuda = device.type == "cuda"
         self.precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
         self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
-        self.use_compile, self.use_graphs = t.compile and cuda, t.cuda_graphs and cuda
-        storage = device if cfg.data.on_device else torch.device("cpu")
         if cuda:
             torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
+            if t.compile:
+                use_compile_cache(t.compile_cache)
 
-        self.dataset = dataset = load_dataset(cfg.data)
+        self.dataset, tensors = load_data(cfg, device)
+        dataset = self.dataset
         clean = dataset.train_labels
         noisy = make_noisy_labels(cfg.noise.name, clean, cfg.noise.rate, cfg.seed, dataset.num_classes)
         if not (self.run_dir / records.LABELS).exists():
@@ -80,32 +185,28 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         torch.cuda.manual_seed_all(cfg.seed)
         np.random.seed(cfg.seed)
-        self.model = build_model(cfg.model.name, cfg.model.width, dataset.num_classes, dataset.channels)
-        memory_format = torch.channels_last if cuda else torch.contiguous_format
-        net = torch.nn.Sequential(Normalize(dataset.mean, dataset.std, channels_last=cuda), self.model)
-        self.net = net.to(device, memory_format=memory_format)
-
-        self.optimizer = torch.optim.SGD(self.model.parameters(), lr=cfg.lr, momentum=t.momentum,
-                                         weight_decay=t.weight_decay, foreach=cuda)
+        initial = build_model(cfg.model.name, cfg.model.width, dataset.num_classes, dataset.channels)
+        key = shape_key(cfg, device, self.precision)
+        if _engine is None or _engine.key != key:
+            drop_engine()
+            _engine = Engine(key, cfg, device, self.autocast_dtype, dataset, initial)
+        engine = self.engine = _engine
+        engine.start_job(cfg, initial)
+        engine.jobs += 1
+        log.info(f"engine: {'warm, job ' + str(engine.jobs) + ' on it' if engine.jobs > 1 else 'new'} (pid {os.getpid()})")
+        self.model, self.net, self.fast_net = engine.model, engine.net, engine.fast_net
+        self.optimizer, self.step, self.graphed = engine.optimizer, engine.step, engine.graphed
+        self.use_compile, self.use_graphs = engine.use_compile, engine.use_graphs
         # epochs 50 and 75 of 100, as in the notebooks; never epoch 0 in short runs
         milestones = [max(1, int(f * t.epochs)) for f in t.milestones]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=t.gamma)
-        self.fast_net = torch.compile(self.net) if self.use_compile else self.net
-        self.step = DualGradientStep(self.fast_net, self.optimizer, cfg.lam, self.autocast_dtype)
-        batch_shape = (t.batch_size, *dataset.train_images.shape[1:])
-        self.graphed = GraphedStep(self.step, batch_shape) if self.use_graphs else None
-        self.side_stream = torch.cuda.Stream() if self.use_graphs else None
-        self.steps_here = 0  # steps taken by this process (graphs are captured after a warm-up)
 
-        # Data: uint8 images and both label vectors where the batches are cut (the device,
-        # unless data.on_device=false); the epoch's order and augmentation come from a
-        # generator of our own, so resuming can restore it exactly.
-        self.train_images = dataset.train_images.to(storage)
-        self.labels_noisy = torch.from_numpy(noisy).to(storage)
-        self.labels_clean = torch.from_numpy(clean).to(storage)
-        self.test_images = dataset.test_images.to(device)
-        self.test_labels = torch.from_numpy(dataset.test_labels).to(device)
-        self.data_rng = torch.Generator(device=storage).manual_seed(cfg.seed)
+        # Data: both label vectors where the batches are cut; the epoch's order and
+        # augmentation come from a generator of our own, so resuming can restore it exactly.
+        self.train_images, self.labels_clean = tensors["train_images"], tensors["labels_clean"]
+        self.test_images, self.test_labels = tensors["test_images"], tensors["test_labels"]
+        self.labels_noisy = torch.from_numpy(noisy).to(self.train_images.device)
+        self.data_rng = torch.Generator(device=self.train_images.device).manual_seed(cfg.seed)
 
         self.state = dict(epoch=0, global_step=0, best_acc=0.0, elapsed=0.0, status="completed",
                           history={"epoch": [], "test_acc": [], "test_error": []}, metrics=[])
@@ -114,6 +215,7 @@ class Trainer:
         records.remove_stale_temp_files(self.run_dir)
         if self.checkpoint_path.exists():
             self.load_checkpoint()
+            engine.keep_optimizer_tensors()
 
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self):
@@ -167,17 +269,18 @@ class Trainer:
             # The last, partial batch runs eagerly: compiling or capturing its shape would
             # cost more than it saves.
             self.step.net = self.fast_net if full else self.net
-            if self.graphed is not None and full and self.steps_here >= WARMUP_STEPS:
+            side_stream = self.engine.side_stream
+            if self.graphed is not None and full and self.engine.steps_here >= WARMUP_STEPS:
                 self.graphed(*batch, refresh)
-            elif self.side_stream is not None:  # warm-up before capture runs on a side stream
-                self.side_stream.wait_stream(torch.cuda.current_stream())
-                with torch.cuda.stream(self.side_stream):
+            elif side_stream is not None:  # warm-up before capture runs on a side stream
+                side_stream.wait_stream(torch.cuda.current_stream())
+                with torch.cuda.stream(side_stream):
                     self.step(*batch, refresh)
-                torch.cuda.current_stream().wait_stream(self.side_stream)
+                torch.cuda.current_stream().wait_stream(side_stream)
             else:
                 self.step(*batch, refresh)
             state["global_step"] += 1
-            self.steps_here += 1
+            self.engine.steps_here += 1
         self.scheduler.step()
         return self.step.take_sums()
 
@@ -254,4 +357,8 @@ class Trainer:
 
 def train(cfg, run_dir, overrides=()):
     """Train one configuration in `run_dir` (resuming if a checkpoint is there)."""
-    return Trainer(cfg, run_dir, overrides).fit()
+    try:
+        return Trainer(cfg, run_dir, overrides).fit()
+    except BaseException:
+        drop_engine()  # its state is undefined now; the next job builds a fresh one
+        raise

@@ -226,13 +226,16 @@ def test_plugin_is_discovered() -> None:
 
 
 # ------------------------------------------------------------- CPU, 2 at a time
-def test_cpu_jobs_run_in_own_processes_two_at_a_time(tmp_path: Path) -> None:
-    proc, sweep = _run(tmp_path, "hydra.launcher.cpu_jobs=2", "sleep=0.8", cvd="")
+@pytest.mark.parametrize("reuse", [True, False])
+def test_cpu_jobs_run_two_at_a_time_in_warm_workers_or_fresh_processes(tmp_path: Path, reuse: bool) -> None:
+    proc, sweep = _run(tmp_path, "hydra.launcher.cpu_jobs=2", "sleep=0.8",
+                       f"hydra.launcher.reuse_workers={str(reuse).lower()}", cvd="")
     _check_ok(proc)
     recs = _records(sweep)
     assert sorted(recs) == [1, 2, 3, 4]
     pids = {r["pid"] for r in recs.values()}
-    assert len(pids) == 4, "every job runs in its own process"
+    # warm workers: one process per slot runs job after job; else a process per job
+    assert len(pids) == (2 if reuse else 4), recs
     assert os.getpid() not in pids
     assert all(r["cvd"] == "" for r in recs.values()), recs
     overlap = _max_overlap(list(recs.values()))
@@ -250,12 +253,16 @@ def test_slots_default_and_balance() -> None:
     assert LocalGpusLauncher(gpus=[])._capacity() == {"": 1}  # cpu_jobs=1 by default
     cap = LocalGpusLauncher(gpus=[0, 1], jobs_per_gpu=2)._capacity()
     assert cap == {"0": 2, "1": 2}
-    busy = {"0": 0, "1": 0}
-    order = []
-    while (d := LocalGpusLauncher._free_device(cap, busy)) is not None:
-        busy[d] += 1
-        order.append(d)
-    assert order == ["0", "1", "0", "1"]  # spread first, then stack
+    assert LocalGpusLauncher.slots(cap) == ["0", "1", "0", "1"]  # spread first, then stack
+
+
+def test_group_of_keeps_the_overrides_of_the_shape_keys() -> None:
+    from hydra_plugins.dgl_launcher.local_gpus_launcher import group_of
+
+    keys = ["model", "data", "train.batch_size"]
+    a = group_of(["seed=1", "model.width=0.5", "lam=0.4", "+data.n_train=9"], keys)
+    assert a == ("+data.n_train=9", "model.width=0.5")
+    assert group_of(["model=tv_resnet18", "train.batch_sizes=3", "datax=1"], keys) == ("model=tv_resnet18",)
 
 
 # ----------------------------------------------------------- (fake) GPUs

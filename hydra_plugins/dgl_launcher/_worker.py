@@ -1,9 +1,9 @@
-"""Worker side of the ``local_gpus`` launcher: runs ONE Hydra job in its own process.
+"""Worker side of the ``local_gpus`` launcher: a process that runs Hydra jobs one after another.
 
 The leading underscore keeps Hydra's plugin scanner from importing this module.
 Nothing here may import torch (or anything that could initialise CUDA) at module
 level: ``CUDA_VISIBLE_DEVICES`` must be in place before user code is imported,
-which happens when the payload is unpickled inside :func:`worker_main`.
+which happens when the task function is unpickled inside :func:`worker_main`.
 """
 
 import os
@@ -55,9 +55,8 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         if os.getpgrp() == os.getpid():
-            # We lead our own process group: this reaches our children
-            # (dataloader workers, subprocesses) and, SIGTERM being back to
-            # its default action, ends this process too.
+            # We lead our own process group: this reaches our children (dataloader
+            # workers, subprocesses) and, SIGTERM being back to its default, us too.
             os.killpg(os.getpid(), signal.SIGTERM)
         else:
             os.kill(os.getpid(), signal.SIGTERM)
@@ -93,9 +92,8 @@ def _portable_exception(exc: BaseException) -> BaseException:
     import cloudpickle
 
     if not isinstance(exc, Exception):
-        # SystemExit / KeyboardInterrupt raised by the job: do not let Hydra
-        # re-raise them as such in the launcher (sys.exit(2) in one job would
-        # end the multirun silently with that status).
+        # SystemExit / KeyboardInterrupt raised by the job: do not let Hydra re-raise
+        # them as such in the launcher (sys.exit(2) in one job would end the multirun).
         return WorkerError(f"job ended by {type(exc).__name__}: {exc}")
     try:
         cloudpickle.loads(cloudpickle.dumps(exc))
@@ -134,41 +132,16 @@ def _dump_result(ret: Any, tb: str | None) -> bytes:
         return cloudpickle.dumps((ret, tb))
 
 
-def worker_main(
-    common: bytes,
-    job: bytes,
-    device: str,
-    conn: Any,
-    parent_pid: int,
-) -> None:
-    """Entry point of a worker process (target of ``multiprocessing.Process``).
+def _run_one(common: Any, job: bytes) -> tuple[Any, str | None]:
+    """Run one job through Hydra's run_job; (JobReturn, formatted traceback or None)."""
+    import cloudpickle
+    from hydra.core.singleton import Singleton
+    from hydra.core.utils import JobStatus, run_job, setup_globals
 
-    ``common`` = cloudpickle of (hydra_context, task_function, singleton_state),
-    ``job`` = cloudpickle of (sweep_config, job_idx).  Sends back through
-    ``conn`` the cloudpickle of (JobReturn, formatted traceback or None).
-    """
-    # 1. The GPU.  With "spawn"/"fork" the launcher already put it in our
-    #    environment before the interpreter started; with "forkserver" this is
-    #    the first chance, and it is still before any user module is unpickled.
-    os.environ["CUDA_VISIBLE_DEVICES"] = device
-    # 2. Die with the launcher; lead a process group of our own so that a
-    #    SIGTERM reaches the job's own children too.
-    _die_with_parent(parent_pid)
+    sweep_config, tb = None, None
     try:
-        os.setpgid(0, 0)
-    except OSError:
-        pass
-    signal.signal(signal.SIGTERM, _on_sigterm)
-
-    sweep_config = None
-    tb: str | None = None
-    try:
-        import cloudpickle
-        from hydra.core.singleton import Singleton
-        from hydra.core.utils import JobStatus, run_job, setup_globals
-
-        hydra_context, task_function, singleton_state = cloudpickle.loads(common)
-        sweep_config, _job_idx = cloudpickle.loads(job)
+        hydra_context, task_function, singleton_state = common()
+        sweep_config = cloudpickle.loads(job)
         Singleton.set_state(singleton_state)
         setup_globals()
         ret = run_job(
@@ -181,13 +154,10 @@ def worker_main(
         if ret.status == JobStatus.FAILED:
             exc = ret._return_value
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-            # run_job configured the job's logging: this lands in the job's .log.
-            import logging
+            import logging  # run_job configured the job's logging: this lands in its .log
 
             logging.getLogger(__name__).error("job failed:\n%s", tb.rstrip())
     except SystemExit as e:  # sys.exit() in the job: the basic launcher would end the sweep
-        from hydra.core.utils import JobStatus
-
         ret = failed_return(sweep_config, e)
         if e.code is None or e.code == 0:
             ret.status = JobStatus.COMPLETED
@@ -199,12 +169,53 @@ def worker_main(
         tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
         sys.stderr.write(f"[local_gpus worker] job failed outside run_job:\n{tb}")
         ret = failed_return(sweep_config, e)
+    return ret, tb
 
-    data = _dump_result(ret, tb)
-    conn.send_bytes(data)
+
+def worker_main(common: bytes, device: str, conn: Any, parent_pid: int) -> None:
+    """Entry point of a worker process (target of ``multiprocessing.Process``).
+
+    ``common`` = cloudpickle of (hydra_context, task_function, singleton_state),
+    unpickled once, at the first job. Then, until the launcher closes the pipe:
+    receive a job (cloudpickle of its sweep config), run it, send back the cloudpickle
+    of (JobReturn, traceback or None). After a failed job the worker exits: the
+    launcher starts a fresh one, so a failure never leaves state behind for the next job.
+    """
+    # 1. The GPU. With "spawn"/"fork" the launcher already put it in our environment
+    #    before the interpreter started; with "forkserver" this is the first chance,
+    #    and it is still before any user module is unpickled.
+    os.environ["CUDA_VISIBLE_DEVICES"] = device
+    # 2. Die with the launcher; lead a process group of our own so that a SIGTERM
+    #    reaches the job's own children too.
+    _die_with_parent(parent_pid)
+    try:
+        os.setpgid(0, 0)
+    except OSError:
+        pass
+    signal.signal(signal.SIGTERM, _on_sigterm)
+
+    import cloudpickle
+    from hydra.core.utils import JobStatus
+
+    loaded: list[Any] = []
+
+    def common_state() -> Any:
+        if not loaded:
+            loaded.append(cloudpickle.loads(common))
+        return loaded[0]
+
+    while True:
+        try:
+            job = conn.recv_bytes()
+        except (EOFError, OSError):  # the launcher has no more jobs for us
+            break
+        ret, tb = _run_one(common_state, job)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.send_bytes(_dump_result(ret, tb))
+        if ret.status == JobStatus.FAILED:
+            break
     conn.close()
-    sys.stdout.flush()
-    sys.stderr.flush()
 
 
 def load_result(data: bytes) -> tuple[Any, str | None]:

@@ -6,7 +6,7 @@ config in the ConfigStore, so ``hydra/launcher=local_gpus`` works without any
 YAML file.  Keep this module cheap to import (no torch, no cloudpickle).
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -24,9 +24,16 @@ class LocalGpusLauncherConf:
     gpus: Any | None = None
     # How many jobs at a time when there is no GPU.
     cpu_jobs: int = 1
+    # One long-lived worker per slot that runs job after job (it imports torch once and
+    # keeps the compiled model between jobs of the same shape); false: a fresh process per job.
+    reuse_workers: bool = True
+    # Config keys whose overrides make a job's "shape": a free worker takes the next job of
+    # the shape it ran last, so same-shape jobs go to the same worker.
+    group_by: list[str] = field(default_factory=lambda: [
+        "model", "data", "train.batch_size", "train.precision", "train.compile", "train.cuda_graphs"])
     # multiprocessing start method of the workers; "spawn" is the safe one.
     start_method: str = "spawn"
-    # Seconds a worker may keep living after it sent its result (atexit hooks,
+    # Seconds a worker may keep living after it was told to exit (atexit hooks,
     # non-daemon threads) before it is SIGTERMed, then SIGKILLed 10 s later.
     exit_grace_s: float = 60.0
 
