@@ -67,7 +67,7 @@ def analyse_panel(g: S.Grid, args) -> S.Grid:
             up = bool(np.all(mean[np.isfinite(mean)] > thr)) != rising
             edge = g.xs.max() if up else g.xs.min()
             lc, lo, hi = (math.inf, edge, math.inf) if up else (-math.inf, -math.inf, edge)
-        elif on < 2 or not (np.isfinite(lc) and np.isfinite(lo) and np.isfinite(hi)):
+        elif on < 2 or n[np.isfinite(mean)].min() < 2 or not (np.isfinite(lc) and np.isfinite(lo) and np.isfinite(hi)):
             lo = min(b[0] for b in brs) if math.isnan(lo) else min(lo, *(b[0] for b in brs))
             hi = max(b[1] for b in brs) if math.isnan(hi) else max(hi, *(b[1] for b in brs))
             why = (
@@ -76,7 +76,8 @@ def analyse_panel(g: S.Grid, args) -> S.Grid:
                     f"bracket, not the seed spread {FG.fci(fit_lo, fit_hi, '.3f')}"
                 )
                 if on < 2
-                else "no fit or no bootstrap interval: the interval is the grid bracket"
+                else "a single seed in some cell (no seed spread to resample) or no fit: the interval is the "
+                "grid bracket"
             )
         j = int(np.nanargmin(mean))
         g.est.append(

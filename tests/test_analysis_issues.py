@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import math
 import os
 import shutil
 import sys
@@ -46,6 +47,16 @@ def test_lambda_c_interval_covers_a_crossing_between_grid_points(tmp_path):
     assert row.lam_c_lo <= F.COARSE_CROSSING <= row.lam_c_hi
     assert row.grid_bracket == "0.45-0.55" and row.lam_c_notebook == pytest.approx(0.55)
     assert "the grid does not resolve the transition" in text
+
+
+def test_one_seed_per_cell_gives_the_grid_bracket_not_a_zero_width_interval(tmp_path):
+    for lam in (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70):  # a transition the grid resolves, one seed
+        cfg = F.config(lam=lam, seed=0)
+        F.write_run(str(tmp_path / "runs"), "sweep", F.record(cfg, 0.1 + 0.3 / (1 + math.exp(-(lam - 0.53) / 0.04))))
+    rc, text, _ = run_main(PB.main, [str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--n-boot", "100", "--panel-key", "none"])
+    assert rc == 0, text
+    row = pd.read_csv(tmp_path / "o" / "phase_boundary_summary.csv").iloc[0]
+    assert (row.lam_c_lo, row.lam_c_hi) == (0.5, 0.55), text
 
 
 def test_notebook_files_are_read_as_runs(tmp_path):
