@@ -53,6 +53,7 @@ def test_one_seed_per_cell_gives_the_grid_bracket_not_a_zero_width_interval(tmp_
     for lam in (0.40, 0.45, 0.50, 0.55, 0.60, 0.65, 0.70):  # a transition the grid resolves, one seed
         cfg = F.config(lam=lam, seed=0)
         F.write_run(str(tmp_path / "runs"), "sweep", F.record(cfg, 0.1 + 0.3 / (1 + math.exp(-(lam - 0.53) / 0.04))))
+    F.write_run(str(tmp_path / "runs"), "sweep", F.record(F.config(lam=0.40, seed=1), 0.11))  # one cell with two
     rc, text, _ = run_main(PB.main, [str(tmp_path / "runs"), "--out", str(tmp_path / "o"), "--n-boot", "100", "--panel-key", "none"])
     assert rc == 0, text
     row = pd.read_csv(tmp_path / "o" / "phase_boundary_summary.csv").iloc[0]
