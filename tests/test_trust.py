@@ -103,9 +103,9 @@ def test_an_interrupted_run_of_another_config_is_not_resumed(tmp_path):
 
 def test_a_single_run_of_an_experiment_gets_its_own_folder(tmp_path):
     run_train(QUICK, cwd=tmp_path)
-    run_train(["experiment=fmnist_scan", *QUICK], cwd=tmp_path)  # the command line's data wins
+    run_train(["experiment=fmnist_transition_scan", *QUICK], cwd=tmp_path)  # the command line's data wins
     folders = sorted(p.name for p in (tmp_path / "outputs" / "runs").iterdir())
-    assert len(folders) == 2 and folders[1] == "experiment=fmnist_scan," + folders[0], folders
+    assert len(folders) == 2 and folders[1] == "experiment=fmnist_transition_scan," + folders[0], folders
     assert dirname("", None) == "default"
 
 
