@@ -28,6 +28,10 @@ if submitit is not None:
     cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
 
+
+# one real cluster per session: under pytest-xdist, both SLURM files go to one worker
+pytestmark = pytest.mark.xdist_group("slurm")
+
 @pytest.fixture
 def executor(slurm_cluster: SlurmCluster, tmp_path: Path):
     if submitit is None:

@@ -8,9 +8,15 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from dgl.status import main as status_main
 from tests.helpers import REPO, TINY, run_train
 
+
+
+# one real cluster per session: under pytest-xdist, both SLURM files go to one worker
+pytestmark = pytest.mark.xdist_group("slurm")
 
 def slurm_args(cluster):
     return ["hydra/launcher=slurm", f"hydra.launcher.partition={cluster.partition}",

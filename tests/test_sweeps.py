@@ -122,6 +122,10 @@ def test_status_on_a_folder_without_sweeps_is_one_line(tmp_path):
     assert "no sweep folders" in str(e.value)
 
 
+# its module-scoped fixture is built once: under pytest-xdist, this file runs on one worker
+pytestmark = pytest.mark.xdist_group("sweeps")
+
+
 @pytest.fixture(scope="module")
 def outputs(tmp_path_factory):
     """A real output folder: a finished 2-job sweep and two single runs (one completed, one failed)."""

@@ -69,6 +69,10 @@ def assert_same_run(ours, theirs):
     pd.testing.assert_frame_equal(columns(ours), columns(theirs), check_exact=True)
 
 
+# its module-scoped fixture is built once: under pytest-xdist, this file runs on one worker
+pytestmark = pytest.mark.xdist_group("warm_worker")
+
+
 @pytest.fixture(scope="module")
 def alone(tmp_path_factory):
     """The jobs of SWEEP, each in a fresh process."""
@@ -106,13 +110,12 @@ def test_jobs_of_one_shape_go_to_the_same_worker(tmp_path):
 
 
 def test_a_failed_job_does_not_affect_the_next(tmp_path, alone):
-    """The second job fails in its start (its folder holds a corrupt checkpoint, read
-    after the engine took the job's weights): a fresh worker runs the jobs after it, and
-    they equal the jobs run alone."""
+    """The second job fails at the end of its first epoch, on the warm engine (a directory
+    stands where its metrics.csv must go): a fresh worker runs the jobs after it, and they
+    equal the jobs run alone."""
     warm = tmp_path / "warm"
     name = job_dir(alone, *JOBS[1]).name
-    (warm / name).mkdir(parents=True)
-    (warm / name / "checkpoint.pt").write_bytes(b"not a checkpoint")
+    (warm / name / "metrics.csv").mkdir(parents=True)
     proc = sweep(warm, *SWEEP, "hydra.launcher.cpu_jobs=1", check=False)
     log = proc.stdout + proc.stderr
     assert proc.returncode == 1 and "4 jobs done, 3 ok, 1 failed (#1)" in log, log
