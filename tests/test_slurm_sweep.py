@@ -13,8 +13,6 @@ import pytest
 from dgl.status import main as status_main
 from tests.helpers import REPO, TINY, run_train
 
-
-
 # one real cluster per session: under pytest-xdist, both SLURM files go to one worker
 pytestmark = pytest.mark.xdist_group("slurm")
 
