@@ -29,9 +29,13 @@ import numpy as np
 import pandas as pd
 
 #: Config keys that do not change what a run computes: runs that differ only in these are
-#: duplicates (the ones Hydra leaves out of the job folder name, plus ``data.download``).
+#: duplicates. The same set as dgl.config.NOT_COMPUTATIONAL (+ ``experiment``), written out
+#: because the analysis never imports dgl; tests/test_trust.py keeps the two equal.
 NON_SCIENCE_KEYS = frozenset(
     {
+        "lam_table",
+        "lam_index",
+        "train.compile_cache",
         "data.root",
         "data.download",
         "data.on_device",
@@ -84,7 +88,7 @@ class AnalysisError(Exception):
 
 
 def is_science_key(key: str) -> bool:
-    return key not in NON_SCIENCE_KEYS and not key.startswith("hydra.")
+    return key not in NON_SCIENCE_KEYS and not key.startswith(("hydra.", "lam_table."))
 
 
 @dataclass

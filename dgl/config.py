@@ -205,6 +205,13 @@ def computational(cfg):
     return tree
 
 
+def record(cfg):
+    """The resolved config as a job records it (config.yaml, result.json): train.precision decided."""
+    tree = OmegaConf.to_container(cfg, resolve=True)
+    tree["train"]["precision"] = resolved_precision(cfg)
+    return tree
+
+
 def identity(cfg):
     """computational(cfg) with train.precision decided: what a job folder answers for."""
     tree = computational(cfg)
@@ -229,9 +236,9 @@ def differences(a, b, prefix=""):
     return out
 
 
-def describe(diffs, here="there", there="here", limit=3):
+def describe(diffs, limit=3):
     """'model.name: resnet18 there, tv_resnet18 here; ...' for the first few differences."""
-    text = "; ".join(f"{k}: {x} {here}, {y} {there}" for k, x, y in diffs[:limit])
+    text = "; ".join(f"{k}: {x} there, {y} here" for k, x, y in diffs[:limit])
     return text + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
 
 

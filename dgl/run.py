@@ -16,18 +16,11 @@ from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
 from dgl import records
-from dgl.config import ConfigError, resolved_precision
+from dgl.config import ConfigError, record
 from dgl.data import DataError
 from dgl.preflight import check_job
 
 log = logging.getLogger("dgl")
-
-
-def config_record(cfg):
-    """The resolved config as it is recorded (config.yaml), train.precision decided."""
-    record = OmegaConf.to_container(cfg, resolve=True)
-    record["train"]["precision"] = resolved_precision(cfg)
-    return record
 
 
 def run(cfg):
@@ -51,7 +44,7 @@ def run(cfg):
         if records.is_finished(run_dir):  # another process finished it while we looked
             return records.read_result(run_dir)
         if records.read_config(run_dir) is None:  # the folder's identity, before any training
-            records.write_text(run_dir / records.CONFIG, OmegaConf.to_yaml(config_record(cfg)))
+            records.write_text(run_dir / records.CONFIG, OmegaConf.to_yaml(record(cfg)))
         from dgl.trainer import train  # torch is imported only for jobs that train
 
         try:
@@ -69,6 +62,6 @@ def run(cfg):
             records.write_json(run_dir / records.RESULT, {
                 "status": "failed", "error": f"{type(e).__name__}: {e}",
                 "traceback": traceback.format_exc(), "overrides": overrides,
-                "config": config_record(cfg), "code_version": records.code_version(),
+                "config": record(cfg), "code_version": records.code_version(),
             })
             raise

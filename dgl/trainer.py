@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 from tqdm import tqdm
 
 from dgl import records
-from dgl.config import fingerprint
+from dgl.config import fingerprint, record
 from dgl.data import Normalize, augment_epoch, load_dataset
 from dgl.dual_step import DualGradientStep, GraphedStep
 from dgl.models import build_model
@@ -343,7 +343,7 @@ class Trainer:
             "precision": self.precision, "epochs_completed": state["epoch"],
             "code_version": records.code_version(), "torch_version": torch.__version__,
             "host": platform.node(), "device_name": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
-            "overrides": self.overrides, "config": OmegaConf.to_container(cfg, resolve=True), "error": None,
+            "overrides": self.overrides, "config": record(cfg), "error": None,
             "fingerprint": fingerprint(cfg),
         }
         self.saver.wait()

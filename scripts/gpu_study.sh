@@ -22,7 +22,8 @@ echo "$sweep: $(find "outputs/$sweep" -name result.json | wc -l) runs already fi
 timeout -s INT "$cap" python3 train.py -m "experiment=$experiment" hydra/launcher=local_gpus "$@" \
   > "${OUT:-/tmp}/$sweep.log" 2>&1
 echo "launcher exit $? after at most ${cap}s"
-python3 -m dgl.status "outputs/$sweep" | head -3
+python3 -m dgl.status "outputs/$sweep" > "${OUT:-/tmp}/$sweep.status.txt" 2>&1
+head -3 "${OUT:-/tmp}/$sweep.status.txt"
 (cd outputs && find "$sweep" -name result.json -exec grep -l '"status": "\(completed\|diverged\)"' {} + \
   | xargs -r -n1 dirname | while read -r d; do ls "$d"/result.json "$d"/metrics.csv "$d"/config.yaml; done \
   | tar czf "${OUT:-/tmp}/$sweep.tar.gz" -T -)
