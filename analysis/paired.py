@@ -6,8 +6,8 @@ weights and data order, so seed-to-seed spread cancels in each difference.
 
 Prints and writes (to DIR/analysis/paired.csv):
 - per lambda: mean of (a - b) over the paired seeds, with a bootstrap interval over pairs;
-- lambda_c under each value (crossing of --threshold by a logistic fitted to the mean error
-  against lambda, as phase_boundary does) and the variance-peak lambda (std over seeds), each
+- lambda_c under each value (crossing of --threshold by the mean error against lambda, as
+  phase_boundary finds it: a logistic's crossing, or the means' own where the logistic misses) and the variance-peak lambda (std over seeds), each
   with an interval, and the difference a - b with an interval. Seeds are resampled jointly for
   both values (the pairing is kept), 2000 times by default.
 """
@@ -19,7 +19,7 @@ import pandas as pd
 
 from analysis.report import OneLineParser, run_cli, write_table
 from analysis.runs import AnalysisError, collect, select
-from analysis.stats import crossing, fit_sigmoid, peak
+from analysis.stats import peak, threshold_crossing
 
 
 def paired_table(df, key, a, b, x_key):
@@ -36,7 +36,7 @@ def curve_stats(wide, col, xs, threshold):
     """(lambda_c, peak lambda) of one column of a paired table."""
     g = wide[col].groupby(level=0)
     mean, std, n = (g.agg(f).reindex(xs).to_numpy(float) for f in ("mean", "std", "count"))
-    lam_c = crossing(fit_sigmoid(xs, mean, n), threshold)
+    lam_c = threshold_crossing(xs, mean, n, threshold)
     _, _, where = peak(std[None, :], xs)
     return lam_c, float(where[0])
 

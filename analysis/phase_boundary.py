@@ -8,7 +8,8 @@ lr with std error bars and the 0.15 / 0.25 guide lines, and lambda_c per lr as b
 notebook's lambda_c: the first lambda, ascending, whose mean error exceeds the threshold).
 
 Beyond it, lambda_c from a logistic fitted to each curve's cell means (refitted in every
-bootstrap resample of the seeds), with the grid bracket in which the crossing lies. The
+bootstrap resample of the seeds), with the grid bracket in which the crossing lies (where the
+logistic's crossing falls outside every bracket, the means' own straight-line crossing). The
 interval is honest about the grid: where fewer than two cells lie on the transition, the
 logistic's centre and width are not both determined by the data, so the interval is widened
 to the whole bracket (the seed spread alone would claim a precision the grid does not have).
@@ -46,7 +47,7 @@ def analyse_panel(g: S.Grid, args) -> S.Grid:
         return S.batched(
             means.shape[:-2],
             lambda idx: [
-                S.crossing(S.fit_sigmoid(g.xs, means[idx][i], curves[i][3], p0=fits[i]), thr) for i in range(nc)
+                S.threshold_crossing(g.xs, means[idx][i], curves[i][3], thr, p0=fits[i]) for i in range(nc)
             ],
             nc,
         )
@@ -238,7 +239,7 @@ def run(args) -> int:
 
     R.echo_seeds(echo, panels, ck, args)
     echo(
-        f"\n--- {x}_c: crossing of {thr:.2f} by a logistic fitted to each curve, {args.confidence:.0%} intervals "
+        f"\n--- {x}_c: crossing of {thr:.2f} by a logistic fitted to each curve (or by the means, where the logistic misses the bracket), {args.confidence:.0%} intervals "
         f"({R.boot_desc(args)}; widened to the grid bracket where the grid does not resolve the transition) ---"
     )
     rows, verdicts, plans = [], [], []

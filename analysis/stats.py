@@ -198,6 +198,21 @@ def brackets(xs: np.ndarray, mean: np.ndarray, threshold: float) -> list[tuple[f
     return [(float(x[i]), float(x[i + 1])) for i in range(x.size - 1) if above[i] != above[i + 1]]
 
 
+def threshold_crossing(xs: np.ndarray, mean: np.ndarray, ns: np.ndarray, threshold: float, p0=None) -> float:
+    """lambda_c: where the mean error crosses the threshold. The fitted logistic's crossing
+    where it lies in a grid bracket of the cell means; otherwise the logistic does not describe
+    the curve where it crosses (a late collapse of a few seeds pulls its step past the
+    crossing), and the crossing is read off the means: a straight line through the first
+    bracket. Without a bracket, the logistic's crossing (NaN if it has none)."""
+    c = crossing(fit_sigmoid(xs, mean, ns, p0=p0), threshold)
+    brs = brackets(xs, mean, threshold)
+    if not brs or any(a <= c <= b for a, b in brs):
+        return c
+    a, b = brs[0]
+    ma, mb = (float(mean[np.flatnonzero(xs == v)[0]]) for v in (a, b))
+    return a + (b - a) * (threshold - ma) / (mb - ma)
+
+
 def on_transition(mean: np.ndarray) -> int:
     """How many cells lie on the transition: their mean 10-90 % of the way between the lowest
     and the highest cell mean. A logistic's centre and width need two of them."""
