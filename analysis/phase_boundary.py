@@ -202,7 +202,7 @@ def draw(panels, args):
         )
         axb.legend(
             handles=[Patch(color="0.6", label=f"notebook: first grid {x_sym} with error > {thr:.2f}")]
-            + ([FG.estimate_handle(f"logistic fit, {args.confidence:.0%} CI", "black")] if "estimate" in drawn else []),
+            + ([FG.estimate_handle(f"λ_c (crossing), {args.confidence:.0%} CI", "black")] if "estimate" in drawn else []),
             fontsize=9,
             loc="upper center",
             bbox_to_anchor=(0.5, -0.09),
