@@ -28,10 +28,10 @@ def repeats(dirs, metric: str = "best_error") -> tuple[pd.DataFrame, list[str]]:
         tables.append(table.assign(folder=d))
     df, more = select(pd.concat(tables, ignore_index=True), metric, "count", 0.9)
     notes += more
-    if "fingerprint" not in df or df["fingerprint"].isna().any():
-        notes.append(f"{int(df.get('fingerprint', df['run_dir']).isna().sum())} run(s) without a fingerprint "
-                     "(notebook files or older records) left out")
-        df = df.dropna(subset=["fingerprint"]) if "fingerprint" in df else df.iloc[0:0]
+    missing = df["fingerprint"].isna() if "fingerprint" in df else pd.Series(True, index=df.index)
+    if missing.any():
+        notes.append(f"{int(missing.sum())} run(s) without a fingerprint (notebook files or older records) left out")
+    df = df[~missing]
     varying = [k for k in ("lam", "lr", "model.width", "noise.rate", "seed", "train.precision") if k in df]
     rows = []
     for fp, g in df.groupby("fingerprint", sort=False):

@@ -15,7 +15,7 @@ def fingerprint(cfg):
     return dgl_config.fingerprint(OmegaConf.create(cfg))
 
 
-def test_reruns_of_one_config_are_grouped_by_fingerprint_across_folders(tmp_path):
+def test_reruns_of_one_config_are_grouped_by_fingerprint_across_folders(tmp_path, capsys):
     planted = {0.55: [0.21, 0.22, 0.20], 0.60: [0.23, 0.66, 0.34]}
     folders = []
     for i in range(3):
@@ -31,8 +31,10 @@ def test_reruns_of_one_config_are_grouped_by_fingerprint_across_folders(tmp_path
     other_seed = config(lam=0.55, seed=1, eta=0.8, name="repeat_1")  # another config, also once
     write_run(str(tmp_path), "repeat_1", {**record(other_seed, 0.9), "fingerprint": fingerprint(other_seed)})
 
+    write_run(str(tmp_path), "old", record(config(lam=0.55, seed=0, eta=0.8, name="old"), 0.5))  # no fingerprint
     out = tmp_path / "repeats.csv"
-    assert main([*folders, "--out", str(out)]) == 0
+    assert main([*folders, str(tmp_path / "old"), "--out", str(out)]) == 0
+    assert "1 run(s) without a fingerprint" in capsys.readouterr().out
     table = pd.read_csv(out).set_index("lam")
     assert sorted(table.index) == [0.55, 0.60] and (table.n == 3).all()
     for lam, errs in planted.items():
