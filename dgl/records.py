@@ -114,6 +114,13 @@ class BackgroundSaver:
         self.thread = threading.Thread(target=self._write, args=(path, obj), daemon=True)
         self.thread.start()
 
+    def settle(self):
+        """Let a write under way finish, without raising its error (for a job that is already
+        failing or interrupted): a daemon thread still inside torch.save when Python exits
+        aborts the process ("terminate called without an active exception")."""
+        if self.thread is not None:
+            self.thread.join()
+
     def wait(self):
         if self.thread is not None:
             self.thread.join()

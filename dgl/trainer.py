@@ -357,8 +357,12 @@ class Trainer:
 
 def train(cfg, run_dir, overrides=()):
     """Train one configuration in `run_dir` (resuming if a checkpoint is there)."""
+    trainer = None
     try:
-        return Trainer(cfg, run_dir, overrides).fit()
+        trainer = Trainer(cfg, run_dir, overrides)
+        return trainer.fit()
     except BaseException:
+        if trainer is not None:
+            trainer.saver.settle()
         drop_engine()  # its state is undefined now; the next job builds a fresh one
         raise

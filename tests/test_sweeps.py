@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from dgl import records
 from dgl.status import main as status_main
 from dgl.sweeps import expand
 from tests.helpers import REPO, TINY, make_cfg, run_train
@@ -80,7 +81,11 @@ def test_local_sweep_killed_and_rerun_loses_nothing(tmp_path, capsys):
         time.sleep(0.1)
     launcher.send_signal(signal.SIGKILL)
     launcher.wait()
-    time.sleep(3)  # workers die with the launcher (PR_SET_PDEATHSIG)
+    # the workers die with the launcher (PR_SET_PDEATHSIG), and their job locks with them
+    deadline = time.time() + 30
+    while any(records.is_locked(lock.parent) for lock in sweep_dir.rglob(records.LOCK)):
+        assert time.time() < deadline, "a worker outlived the launcher"
+        time.sleep(0.1)
 
     during = status_text(tmp_path, capsys)
     assert "4 jobs" in during and "completed" in during and "interrupted" in during, during
