@@ -56,6 +56,7 @@ def main(cfg):
         "x": cfg.x,
         "pid": os.getpid(),
         "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "omp": os.environ.get("OMP_NUM_THREADS"),
         "start": time.time(),
         "child": None,
     }
@@ -245,6 +246,19 @@ def test_cpu_jobs_run_two_at_a_time_in_warm_workers_or_fresh_processes(tmp_path:
     assert log.count(" start on CPU ") == 4, log
     assert log.count(" ok on CPU in ") == 4, log
     assert "4 jobs done, 4 ok, 0 failed" in log
+
+
+@pytest.mark.parametrize("user_setting", [None, "3"])
+def test_cpu_jobs_side_by_side_share_the_cores(tmp_path: Path, user_setting) -> None:
+    env = _env(cvd="")
+    env.pop("OMP_NUM_THREADS", None)
+    if user_setting:
+        env["OMP_NUM_THREADS"] = user_setting
+    proc = subprocess.run(_cmd(_app(tmp_path), tmp_path / "multirun", "hydra.launcher.cpu_jobs=2"), cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=60, check=False)
+    _check_ok(proc)
+    want = user_setting or str(max(1, os.cpu_count() // 2))
+    assert {r["omp"] for r in _records(tmp_path / "multirun").values()} == {want}
 
 
 def test_slots_default_and_balance() -> None:

@@ -22,7 +22,8 @@ class LocalGpusLauncherConf:
     # null: every visible GPU (CUDA_VISIBLE_DEVICES if set, else nvidia-smi -L,
     # else torch.cuda.device_count() in a subprocess).  [] forces the CPU.
     gpus: Any | None = None
-    # How many jobs at a time when there is no GPU.
+    # How many jobs at a time when there is no GPU (each gets cores / cpu_jobs threads
+    # unless OMP_NUM_THREADS is set).
     cpu_jobs: int = 1
     # One long-lived worker per slot that runs job after job (it imports torch once and
     # keeps the compiled model between jobs of the same shape); false: a fresh process per job.

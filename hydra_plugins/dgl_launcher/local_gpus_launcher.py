@@ -331,6 +331,16 @@ class LocalGpusLauncher(Launcher):
             results[job.pos] = ret
             return False
 
+    def _worker_env(self, device: str) -> dict[str, str]:
+        """What a worker's environment must say: its GPU, and for CPU jobs side by side a
+        share of the cores (torch's default, a thread per core in every job, makes their
+        spinning threads fight over the cores: several times slower). OMP_NUM_THREADS set
+        by the user is kept."""
+        env = {"CUDA_VISIBLE_DEVICES": device}
+        if device == CPU and self.cpu_jobs > 1 and "OMP_NUM_THREADS" not in os.environ:
+            env["OMP_NUM_THREADS"] = str(max(1, (os.cpu_count() or 1) // self.cpu_jobs))
+        return env
+
     def _start_worker(self, ctx: Any, common: bytes, slot: int, device: str) -> _Worker:
         ours, theirs = ctx.Pipe(duplex=True)
         proc = ctx.Process(
@@ -339,17 +349,19 @@ class LocalGpusLauncher(Launcher):
             name=f"local_gpus-worker{slot}",
             daemon=False,  # jobs may start processes of their own
         )
-        # The worker's interpreter must start with its GPU in the environment, before
-        # the main script / torch is imported there.
-        old = os.environ.get("CUDA_VISIBLE_DEVICES")
-        os.environ["CUDA_VISIBLE_DEVICES"] = device
+        # The worker's interpreter must start with its environment in place, before the
+        # main script / torch is imported there.
+        env = self._worker_env(device)
+        old = {k: os.environ.get(k) for k in env}
+        os.environ.update(env)
         try:
             proc.start()
         finally:
-            if old is None:
-                del os.environ["CUDA_VISIBLE_DEVICES"]
-            else:
-                os.environ["CUDA_VISIBLE_DEVICES"] = old
+            for k, v in old.items():
+                if v is None:
+                    del os.environ[k]
+                else:
+                    os.environ[k] = v
         theirs.close()  # EOF on `ours` once the worker is gone
         return _Worker(slot, device, proc, ours)
 
