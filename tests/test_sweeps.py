@@ -70,13 +70,18 @@ def test_local_sweep_killed_and_rerun_loses_nothing(tmp_path, capsys):
     cmd = [sys.executable, str(REPO / "train.py"), "-m", *SWEEP, *LOCAL, f"hydra.sweep.dir={sweep_dir}"]
     launcher = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                 env=dict(os.environ, PYTHONUNBUFFERED="1"))
-    # Kill the launcher once one job has finished and another has checkpointed.
+    # Kill the launcher once one job has finished and another has checkpointed early in its
+    # run (at most 2 of 6 epochs written): the epochs it has left outlast the 0.1 s poll.
+    def early(ckpt):
+        metrics = ckpt.parent / "metrics.csv"
+        return not (ckpt.parent / "result.json").exists() and metrics.exists() and \
+            len(metrics.read_text().splitlines()) <= 3
+
     deadline = time.time() + 240
     while True:
         assert time.time() < deadline and launcher.poll() is None, "sweep ended before the kill"
         results = list(sweep_dir.rglob("result.json"))
-        checkpoints = list(sweep_dir.rglob("checkpoint.pt"))
-        if results and checkpoints:
+        if results and any(early(c) for c in sweep_dir.rglob("checkpoint.pt")):
             break
         time.sleep(0.1)
     launcher.send_signal(signal.SIGKILL)
