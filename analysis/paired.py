@@ -17,7 +17,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from analysis.report import OneLineParser, run_cli, write_table
+from analysis.report import OneLineParser, check_writable, run_cli, write_table
 from analysis.runs import AnalysisError, collect, select
 from analysis.stats import peak, threshold_crossing
 
@@ -93,6 +93,8 @@ def main(argv=None):
         ap.error(f"--confidence {args.confidence} is not allowed (allowed: between 0 and 1)")
 
     def go():
+        out = args.out or f"{args.dirs[0].rstrip('/')}/analysis/paired.csv"
+        check_writable(out, "--out", folder=False)  # before any work
         table, _ = collect(args.dirs, all_keys=True)
         df, notes = select(table, args.metric, "count", 0.9)
         for note in notes:
@@ -105,7 +107,6 @@ def main(argv=None):
         for r in result.itertuples():
             where = f" at {args.x_key}={r.lam:g}" if isinstance(r.lam, float) and not math.isnan(r.lam) else ""
             print(f"  {r.quantity}{where}: {r.estimate:+.4f} [{r.lo:+.4f}, {r.hi:+.4f}] (n={r.n_pairs})")
-        out = args.out or f"{args.dirs[0].rstrip('/')}/analysis/paired.csv"
         print(f"wrote {write_table(result, out)}")
         return 0
 

@@ -13,7 +13,7 @@ two runs: n, mean, std (ddof 1), min and max of the metric, and the folders the 
 
 import pandas as pd
 
-from analysis.report import OneLineParser, run_cli, write_table
+from analysis.report import OneLineParser, check_writable, run_cli, write_table
 from analysis.runs import AnalysisError, collect, select
 
 
@@ -53,12 +53,13 @@ def main(argv=None):
     args = ap.parse_args(argv)
 
     def go():
+        out = args.out or f"{args.dirs[0].rstrip('/')}/analysis/repeats.csv"
+        check_writable(out, "--out", folder=False)  # before any work
         table, notes = repeats(args.dirs, args.metric)
         for note in notes:
             print(note)
         print(f"{len(table)} config(s) run more than once; {args.metric} over the repeats of each")
         print(table.drop(columns=["fingerprint", "folders"]).to_string(index=False, float_format="%.4f"))
-        out = args.out or f"{args.dirs[0].rstrip('/')}/analysis/repeats.csv"
         print(f"wrote {write_table(table, out)}")
         return 0
 

@@ -48,3 +48,14 @@ def test_no_repeats_is_one_line_error(tmp_path, capsys):
     assert main([str(tmp_path / "sweep")]) != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "no config was run more than once" in err
+
+
+@pytest.mark.parametrize("script", ["repeats", "paired"])
+def test_an_unwritable_out_is_refused_before_any_work(tmp_path, capsys, script):
+    import importlib
+
+    main_of = importlib.import_module(f"analysis.{script}").main
+    (tmp_path / "taken").mkdir()  # a folder where a CSV file is wanted
+    assert main_of([str(tmp_path / "no_such_sweep"), "--out", str(tmp_path / "taken")]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--out" in err and "is a folder" in err, err
