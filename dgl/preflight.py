@@ -62,8 +62,11 @@ class Preflight(Callback):
     """hydra.callbacks.preflight: checks a single run before Hydra creates its folder."""
 
     def on_run_start(self, config, **kwargs):
+        from hydra.core.hydra_config import HydraConfig
+
         from dgl.data import DataError
 
+        HydraConfig.instance().set_config(config)  # so ${hydra:...} resolves (e.g. data.root's default)
         try:
             check_job(task_config(config), Path(config.hydra.run.dir))
         except (ConfigError, DataError) as e:

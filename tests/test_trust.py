@@ -52,6 +52,16 @@ def test_missing_cifar_leaves_no_folder(tmp_path):
     assert not (tmp_path / "outputs").exists()
 
 
+def test_missing_cifar_at_the_default_root_is_one_line_too(tmp_path, monkeypatch):
+    """The default data.root reads ${hydra:runtime.cwd}, which the single-run check (a Hydra
+    callback, before the job starts) must be able to resolve."""
+    monkeypatch.delenv("DGL_DATA", raising=False)
+    args = [a for a in QUICK if not a.startswith("data")]
+    proc = run_train([*args, "data=cifar10", "data.download=false"], cwd=tmp_path, check=False)
+    assert f"CIFAR-10 not found in {tmp_path / 'data'}" in one_error_line(proc)
+    assert not (tmp_path / "outputs").exists()
+
+
 def test_a_quoted_number_is_read_as_the_number(tmp_path):
     run_train([*QUICK, "lr='0.05'", "hydra.run.dir=run"], cwd=tmp_path)
     assert json.loads((tmp_path / "run" / "result.json").read_text())["lr"] == 0.05
