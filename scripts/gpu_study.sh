@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# One device call's share of a GPU study (docs/VALIDATION.md): run what is still missing of
-# a sweep for at most CAP seconds and archive what finished, so a study larger than one
-# session's GPU time grows session by session.
+# One capped part of a GPU study (docs/VALIDATION.md): run what is still missing of a sweep
+# for at most CAP_S seconds and archive what finished, so a study longer than one GPU
+# allocation is resumable across GPU allocations.
 #
 #   bash scripts/gpu_study.sh CAP_S EXPERIMENT [overrides...]
 #
