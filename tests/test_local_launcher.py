@@ -279,6 +279,25 @@ def test_group_of_keeps_the_overrides_of_the_shape_keys() -> None:
     assert group_of(["model=tv_resnet18", "train.batch_sizes=3", "datax=1"], keys) == ("model=tv_resnet18",)
 
 
+def test_code_sent_by_value_keeps_its_file_name() -> None:
+    """A function of the main script travels by value; its traceback in the worker must
+    still name the script and line (cloudpickle >= 3.1 alone writes <dynamic-code>)."""
+    import traceback
+
+    import cloudpickle
+
+    from hydra_plugins.dgl_launcher import _worker
+
+    scope: dict[str, Any] = {"__name__": "__main__"}
+    exec(compile("def task():\n    inner = lambda: 1 / 0\n    return inner()\n",
+                 "/somewhere/my_app.py", "exec"), scope)
+    task = cloudpickle.loads(_worker.dumps(scope["task"]))
+    with pytest.raises(ZeroDivisionError) as e:
+        task()
+    tb = "".join(traceback.format_exception(e.value))
+    assert 'my_app.py", line 3' in tb and 'my_app.py", line 2' in tb, tb
+
+
 # ----------------------------------------------------------- (fake) GPUs
 def test_explicit_gpu_list_jobs_per_gpu(tmp_path: Path) -> None:
     # No GPU here: the launcher must trust the explicit list, and override the

@@ -35,6 +35,33 @@ class WorkerError(RuntimeError):
     """Stands for an exception (or a result) that could not travel between processes."""
 
 
+def dumps(obj: Any) -> bytes:
+    """cloudpickle.dumps, keeping the file name of the code it pickles by value (the task
+    function of ``__main__``): cloudpickle >= 3.1 writes ``<dynamic-code>`` instead, and a
+    failed job's traceback would not name the user's file."""
+    import io
+    import types
+
+    import cloudpickle
+
+    class Pickler(cloudpickle.Pickler):
+        def reducer_override(self, o: Any) -> Any:
+            if isinstance(o, types.CodeType) and o.co_filename != _DYNAMIC:
+                return _in_file, (o.replace(co_filename=_DYNAMIC), o.co_filename)
+            return super().reducer_override(o)
+
+    buf = io.BytesIO()
+    Pickler(buf).dump(obj)
+    return buf.getvalue()
+
+
+_DYNAMIC = "<dynamic-code>"
+
+
+def _in_file(code: Any, filename: str) -> Any:
+    return code.replace(co_filename=filename)
+
+
 def _die_with_parent(parent_pid: int) -> None:
     """Ask the kernel to SIGTERM us when the launcher dies (even by SIGKILL)."""
     if sys.platform.startswith("linux"):

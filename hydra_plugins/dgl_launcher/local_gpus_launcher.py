@@ -210,8 +210,6 @@ class LocalGpusLauncher(Launcher):
 
     # ----------------------------------------------------------------- launch
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        import cloudpickle  # lazy: keeps Hydra's plugin scan fast
-
         setup_globals()
         assert self.hydra_context is not None and self.config is not None
         configure_log(self.config.hydra.hydra_logging, self.config.hydra.verbose)
@@ -228,7 +226,7 @@ class LocalGpusLauncher(Launcher):
         for i, overrides in enumerate(job_overrides):
             log.info(f"\t#{initial_job_idx + i} : {' '.join(filter_overrides(overrides))}")
         try:
-            common = cloudpickle.dumps((self.hydra_context, self.task_function, Singleton.get_state()))
+            common = _worker.dumps((self.hydra_context, self.task_function, Singleton.get_state()))
         except Exception as e:
             raise RuntimeError(
                 "local_gpus: cannot serialise the task function (or what it refers "
