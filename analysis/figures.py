@@ -13,14 +13,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.transforms import blended_transform_factory
 
-SYMBOLS = {
-    "lam": "λ",
-    "lambda": "λ",
-    "noise.rate": "η",
-    "noise_rate": "η",
-    "model.width": "width",
-    "width_mult": "width",
-}
+from analysis.stats import sigmoid
+
+SYMBOLS = {"lam": "λ", "lambda": "λ", "noise.rate": "η", "noise_rate": "η", "model.width": "width",
+           "width_mult": "width"}
 PLURALS = {"lr": "learning rates", "model.width": "model sizes", "width_mult": "model sizes"}
 TITLES = {"lr": "Learning Rate", "model.width": "Model Size", "width_mult": "Model Size"}
 NOTEBOOK_COLORS = ["#3498db", "#2ecc71", "#e74c3c"]  # ascending values (3 widths, 3 lrs)
@@ -44,6 +40,11 @@ def fmt(value) -> str:
     if isinstance(value, (float, np.floating)) and math.isfinite(value):
         return str(float(f"{float(value):.10g}"))
     return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def panel_prefix(panel_key, value) -> str:
+    """``η=0.4: `` before a panel's titles ("" with one panel)."""
+    return f"{label(panel_key, value)}: " if panel_key else ""
 
 
 def label(key: str, value) -> str:
@@ -104,54 +105,39 @@ def min_span(ax, span: float = MIN_ERROR_SPAN, bottom: float | None = None) -> N
 def mark_missing(ax, xs, color) -> None:
     """Crosses on the bottom edge of the axes at x values with no runs."""
     if len(xs):
-        ax.plot(
-            list(xs),
-            [0.03] * len(xs),
-            transform=blended_transform_factory(ax.transData, ax.transAxes),
-            linestyle="none",
-            marker="x",
-            markersize=9,
-            markeredgewidth=2,
-            color=color,
-            clip_on=False,
-            zorder=5,
-        )
+        ax.plot(list(xs), [0.03] * len(xs), transform=blended_transform_factory(ax.transData, ax.transAxes),
+                linestyle="none", marker="x", markersize=9, markeredgewidth=2, color=color, clip_on=False, zorder=5)
 
 
 def estimate(ax, x, y, xerr=None, yerr=None, color="0.3", **kw) -> None:
     """A white diamond with its interval: an estimate."""
-    ax.errorbar(
-        [x],
-        [y],
-        xerr=xerr,
-        yerr=yerr,
-        marker="D",
-        markersize=8,
-        markerfacecolor="white",
-        markeredgewidth=2,
-        color=color,
-        capsize=5,
-        zorder=6,
-        **kw,
-    )
+    ax.errorbar([x], [y], xerr=xerr, yerr=yerr, marker="D", markersize=8, markerfacecolor="white", markeredgewidth=2,
+                color=color, capsize=5, zorder=6, **kw)
 
 
 def estimate_handle(text: str, color="0.3") -> Line2D:
-    return Line2D(
-        [],
-        [],
-        color=color,
-        marker="D",
-        markerfacecolor="white",
-        markeredgewidth=2,
-        linestyle="none",
-        label=text,
-    )
+    return Line2D([], [], color=color, marker="D", markerfacecolor="white", markeredgewidth=2, linestyle="none",
+                  label=text)
 
 
 MISSING_HANDLE = Line2D(
     [], [], linestyle="none", marker="x", color="0.3", markeredgewidth=2, label="missing cell (no runs)"
 )
+
+
+def error_curve(ax, x, mean, std, n, n_typical, color, text, fit) -> set:
+    """One curve's cell means with std bars, its logistic ``fit`` dashed (where there is one),
+    cells without runs crossed and points off the typical n labelled: what was drawn ("fit",
+    "missing"), for the legend."""
+    ax.errorbar(x, mean, yerr=np.nan_to_num(std), marker="o", color=color, capsize=4, label=text, linewidth=2)
+    drawn = {"missing"} if (n == 0).any() else set()
+    if np.isfinite(fit[3]):
+        xf = np.linspace(x.min(), x.max(), 200)
+        ax.plot(xf, sigmoid(xf, *fit), color=color, linestyle="--", linewidth=1, alpha=0.8)
+        drawn.add("fit")
+    mark_missing(ax, x[n == 0], color)
+    annotate_n(ax, x, mean, n, n_typical, color)
+    return drawn
 
 
 def annotate_n(ax, xs, ys, ns, n_typical, color) -> None:

@@ -13,7 +13,8 @@ two runs: n, mean, std (ddof 1), min and max of the metric, and the folders the 
 
 import pandas as pd
 
-from analysis.report import OneLineParser, check_writable, run_cli, write_table
+from analysis import cli
+from analysis.output import write_table
 from analysis.runs import AnalysisError, collect, select
 
 
@@ -26,7 +27,7 @@ def repeats(dirs, metric: str = "best_error") -> tuple[pd.DataFrame, list[str]]:
             notes.append(f"{d}: {sum(len(x) for _, x in report.duplicates)} run(s) of a config already in it "
                          "were left out: give each sweep folder separately")
         tables.append(table.assign(folder=d))
-    df, more = select(pd.concat(tables, ignore_index=True), metric, "count", 0.9)
+    df, more = select(pd.concat(tables, ignore_index=True), metric, "count")
     notes += more
     missing = df["fingerprint"].isna() if "fingerprint" in df else pd.Series(True, index=df.index)
     if missing.any():
@@ -45,25 +46,20 @@ def repeats(dirs, metric: str = "best_error") -> tuple[pd.DataFrame, list[str]]:
     return pd.DataFrame(rows).sort_values(varying).reset_index(drop=True), notes
 
 
+def run(args):
+    table, notes = repeats(args.dirs, args.metric)
+    for note in notes:
+        print(note)
+    print(f"{len(table)} config(s) run more than once; {args.metric} over the repeats of each")
+    print(table.drop(columns=["fingerprint", "folders"]).to_string(index=False, float_format="%.4f"))
+    print(f"wrote {write_table(table, args.out)}")
+    return 0
+
+
 def main(argv=None):
-    ap = OneLineParser(prog="python -m analysis.repeats", description=__doc__.splitlines()[0])
-    ap.add_argument("dirs", nargs="+", metavar="SWEEP_DIR")
-    ap.add_argument("--metric", default="best_error")
-    ap.add_argument("--out", help="CSV file (default: <first SWEEP_DIR>/analysis/repeats.csv)")
-    args = ap.parse_args(argv)
-
-    def go():
-        out = args.out or f"{args.dirs[0].rstrip('/')}/analysis/repeats.csv"
-        check_writable(out, "--out", folder=False)  # before any work
-        table, notes = repeats(args.dirs, args.metric)
-        for note in notes:
-            print(note)
-        print(f"{len(table)} config(s) run more than once; {args.metric} over the repeats of each")
-        print(table.drop(columns=["fingerprint", "folders"]).to_string(index=False, float_format="%.4f"))
-        print(f"wrote {write_table(table, out)}")
-        return 0
-
-    return run_cli("analysis.repeats", go)
+    parser = cli.parser("python -m analysis.repeats", __doc__.splitlines()[0], out_file="repeats.csv", dirs="SWEEP_DIR")
+    cli.add_metric(parser)
+    return cli.main(parser, run, argv)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ finished run, from either source (column ``source``):
   record's ``width_mult`` / ``lr``, ``noise_rate``, ``lambda`` and ``seed``.
 
 Failed runs and runs in progress are counted, unreadable files reported by path, and
-duplicates (one config, ignoring ``NON_SCIENCE_KEYS``) keep the newest file. ``select`` then
-picks the value an analysis uses and says what it left out and why.
+duplicates (one fingerprint: the record's, else its config's, see ``dgl.identity``) keep the
+newest file. ``select`` then picks the value an analysis uses and says what it left out and why.
 """
 
 from __future__ import annotations
@@ -28,26 +28,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-#: Config keys that do not change what a run computes: runs that differ only in these are
-#: duplicates. The same set as dgl.config.NOT_COMPUTATIONAL (+ ``experiment``), written out
-#: because the analysis never imports dgl; tests/test_trust.py keeps the two equal.
-NON_SCIENCE_KEYS = frozenset(
-    {
-        "lam_table",
-        "lam_index",
-        "train.compile_cache",
-        "data.root",
-        "data.download",
-        "data.on_device",
-        "train.device",
-        "train.compile",
-        "train.cuda_graphs",
-        "train.progress",
-        "train.checkpoint_every",
-        "name",
-        "experiment",
-    }
-)
+from dgl.identity import NOT_COMPUTATIONAL, fingerprint
+
 RUN_MARKERS = ("checkpoint.pt", ".hydra", ".lock", "metrics.csv", "labels.npz")
 STATUSES = ("completed", "diverged", "failed")
 #: What the notebooks fix in code (both use 100 epochs, batch 256, K = 16, fp32, SGD 0.9 /
@@ -69,18 +51,18 @@ NOTEBOOK_CONFIG = {
 }
 NOTEBOOK_MODEL = {
     "width_mult": {"model": {"name": "resnet18"}, "lr": 0.1},  # Q1: width varies
-    "lr": {"model": {"name": "tv_resnet18", "width": 1.0}},
-}  # Q3: lr varies
+    "lr": {"model": {"name": "tv_resnet18", "width": 1.0}},  # Q3: lr varies
+}
 #: The notebook runs' equivalent in this project: ``python train.py experiment=... <overrides>``.
 NOTEBOOK_EXPERIMENT = {"width_mult": ["experiment=q1", "lam_index=0"], "lr": ["experiment=q3"]}
-NOTEBOOK_KEYS = {
-    "lambda": "lam",
-    "noise_rate": "noise.rate",
-    "seed": "seed",
-    "width_mult": "model.width",
-    "lr": "lr",
-}
+NOTEBOOK_KEYS = {"lambda": "lam", "noise_rate": "noise.rate", "seed": "seed", "width_mult": "model.width", "lr": "lr"}
 NOTEBOOK_FILES = ("_results.json", "_checkpoint.json", "_results.csv")
+#: Flattened keys that do not change what a run computes (``experiment``, not a config key,
+#: may come with a notebook record).
+IGNORED_KEYS = frozenset(NOT_COMPUTATIONAL) | {"experiment"}
+#: Every dataset here has 10 classes; a diverged run with nothing measured is at chance level.
+CLASSES = 10
+CHANCE_ERROR = 1 - 1 / CLASSES
 
 
 class AnalysisError(Exception):
@@ -88,7 +70,7 @@ class AnalysisError(Exception):
 
 
 def is_science_key(key: str) -> bool:
-    return key not in NON_SCIENCE_KEYS and not key.startswith(("hydra.", "lam_table."))
+    return key not in IGNORED_KEYS and not key.startswith(("hydra.", "lam_table."))
 
 
 @dataclass
@@ -260,10 +242,6 @@ def _fields(record: dict) -> dict:
     return out
 
 
-def _science_key(cfg: dict) -> tuple:
-    return tuple(sorted((k, json.dumps(v, sort_keys=True, default=str)) for k, v in cfg.items() if is_science_key(k)))
-
-
 def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectReport]:
     """Read every run under ``paths`` (folders searched recursively, or single files).
 
@@ -271,75 +249,82 @@ def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectRepo
     as columns) and a :class:`CollectReport`. Raises :class:`AnalysisError` for a missing path.
     """
     paths = [os.fspath(p) for p in ([paths] if isinstance(paths, (str, os.PathLike)) else paths)]
-    report = CollectReport(roots=paths)
     for p in paths:
         if not os.path.exists(p):
             raise AnalysisError(f"no such file or folder: {p}")
-    rows, seen = [], set()
+    report = CollectReport(roots=paths)
+    rows = [row for folder, name in _files(paths, report) for row in _read(folder, name, report)]
+    return _table(_newest(rows, report), report, all_keys)
 
-    def add(run, source, path, cfg, record, rank):
-        row = {"run_dir": run, "source": source, "status": record.get("status", "completed"), **cfg}
-        row.update({k: v for k, v in _fields(record).items() if k not in cfg and k not in row})
-        row["_key"], row["_folder"], row["_rank"] = _science_key(cfg), os.path.dirname(path), rank
-        row["result_mtime"] = os.stat(path).st_mtime
-        rows.append(row)
 
-    def read_file(folder, name):
-        path = os.path.join(folder, name)
-        if name == "result.json":
-            try:
-                record = _dgl_record(path)
-            except ValueError as e:
-                return report.bad_files.append((path, str(e)))
-            if record["status"] == "failed":
-                return report.failed.append((folder, str(record.get("error") or "").strip()))
-            return add(folder, "dgl run", path, flatten(record["config"]), record, 0)
-        notebook_file = name.endswith(NOTEBOOK_FILES)
-        if not (notebook_file or name.endswith(".json")) or name.endswith("_config.json"):
-            return
-        try:
-            records = _notebook_records(path)
-        except ValueError as e:
-            if notebook_file:  # any other JSON file may be something else: only notebook files are reported
-                report.bad_files.append((path, str(e)))
-            return
-        params = _notebook_params(folder, name)
-        kind = next((s for s in NOTEBOOK_FILES if name.endswith(s)), None)
-        source = f"notebook {kind.strip('_')}" if kind else "notebook record"
-        for i, r in enumerate(records):
-            run = f"{path}#{r.get('experiment_id', i)}" if len(records) > 1 or kind else path
-            add(
-                run,
-                source,
-                path,
-                _notebook_config(r, params),
-                {**r, "overrides": _notebook_overrides(r)},
-                1 + NOTEBOOK_FILES.index(kind) if kind else 1,
-            )
-
+def _files(paths, report: CollectReport):
+    """(folder, name) of every JSON and CSV file under ``paths``, each once; folders with a
+    run's marks but no result.json go to ``report.in_progress``."""
+    seen = set()
     for root in paths:
-        walk = (
-            [(os.path.dirname(os.path.abspath(root)), [], [os.path.basename(root)])]
-            if os.path.isfile(root)
-            else os.walk(root)
-        )
-        for folder, dirnames, filenames in walk:
+        single = [(os.path.dirname(os.path.abspath(root)), [], [os.path.basename(root)])]
+        for folder, dirnames, filenames in single if os.path.isfile(root) else os.walk(root):
             names = set(filenames) | set(dirnames)
             dirnames[:] = sorted(d for d in dirnames if not d.startswith((".", "__")))  # never Hydra's folders
             for name in sorted(filenames):
                 if name.endswith((".json", ".csv")) and os.path.realpath(os.path.join(folder, name)) not in seen:
                     seen.add(os.path.realpath(os.path.join(folder, name)))
-                    read_file(folder, name)
-            if (
-                "result.json" not in filenames
-                and any(m in names for m in RUN_MARKERS)
-                and os.path.realpath(folder) not in seen
-            ):
+                    yield folder, name
+            started = "result.json" not in filenames and any(m in names for m in RUN_MARKERS)
+            if started and os.path.realpath(folder) not in seen:
                 seen.add(os.path.realpath(folder))
                 report.in_progress.append(folder)
 
-    # one config, several rows: copies of one notebook run in its folder's files are read once;
-    # other duplicates keep the newest file and are listed
+
+def _row(run, source, path, cfg, record, rank, key) -> dict:
+    """One run: its config (flat), the record's fields, and what :func:`_newest` sorts by:
+    ``key`` (runs with one key are one run), the file's folder, rank (0: a dgl run, else
+    the notebook file's preference) and modification time; and its science config keys."""
+    row = {"run_dir": run, "source": source, "status": record.get("status", "completed"), **cfg}
+    row.update({k: v for k, v in _fields(record).items() if k not in cfg and k not in row})
+    row.update(_key=key, _science_keys=[k for k in cfg if is_science_key(k)], _folder=os.path.dirname(path), _rank=rank)
+    row["result_mtime"] = os.stat(path).st_mtime
+    return row
+
+
+def _read(folder: str, name: str, report: CollectReport) -> list[dict]:
+    """The runs of one file (a result.json or a notebook file); problems go to ``report``.
+    A run is identified by its record's fingerprint, else by its config's (dgl.identity)."""
+    path = os.path.join(folder, name)
+    if name == "result.json":
+        try:
+            record = _dgl_record(path)
+        except ValueError as e:
+            report.bad_files.append((path, str(e)))
+            return []
+        if record["status"] == "failed":
+            report.failed.append((folder, str(record.get("error") or "").strip()))
+            return []
+        key = record.get("fingerprint") or fingerprint(record["config"])
+        return [_row(folder, "dgl run", path, flatten(record["config"]), record, 0, key)]
+    notebook_file = name.endswith(NOTEBOOK_FILES)
+    if not (notebook_file or name.endswith(".json")) or name.endswith("_config.json"):
+        return []
+    try:
+        records = _notebook_records(path)
+    except ValueError as e:
+        if notebook_file:  # any other JSON file may be something else: only notebook files are reported
+            report.bad_files.append((path, str(e)))
+        return []
+    params = _notebook_params(folder, name)
+    kind = next((s for s in NOTEBOOK_FILES if name.endswith(s)), None)
+    source, rank = (f"notebook {kind.strip('_')}", 1 + NOTEBOOK_FILES.index(kind)) if kind else ("notebook record", 1)
+    rows = []
+    for i, r in enumerate(records):
+        run = f"{path}#{r.get('experiment_id', i)}" if len(records) > 1 or kind else path
+        cfg = _notebook_config(r, params)  # flat: fingerprint() hashes all of it (no key here is left out)
+        rows.append(_row(run, source, path, cfg, {**r, "overrides": _notebook_overrides(r)}, rank, fingerprint(cfg)))
+    return rows
+
+
+def _newest(rows: list[dict], report: CollectReport) -> list[dict]:
+    """One row per run: copies of one notebook run in its folder's files are read once; other
+    duplicates keep the newest file and are listed in ``report``, which also counts the runs."""
     groups = defaultdict(list)
     for row in rows:
         groups[row["_key"]].append(row)
@@ -361,10 +346,16 @@ def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectRepo
     for r in kept:
         (report.diverged if r["status"] == "diverged" else report.completed).append(r["run_dir"])
         report.sources[r["source"]] = report.sources.get(r["source"], 0) + 1
-    table = pd.DataFrame(kept).drop(columns=["_key", "_folder", "_rank"], errors="ignore")
+    return kept
+
+
+def _table(kept: list[dict], report: CollectReport, all_keys: bool) -> tuple[pd.DataFrame, CollectReport]:
+    """The table of the kept runs: run, source, status, the config keys (those that vary, or
+    all), the record's fields; ``report`` learns which config keys vary."""
+    table = pd.DataFrame(kept).drop(columns=["_key", "_science_keys", "_folder", "_rank"], errors="ignore")
     if table.empty:
         return table, report
-    cfg_keys = sorted({k for r in kept for k, _ in r["_key"]} | {k for r in kept for k in r if k in NON_SCIENCE_KEYS})
+    cfg_keys = sorted({k for r in kept for k in r["_science_keys"]} | {k for r in kept for k in r if k in IGNORED_KEYS})
     for k in cfg_keys:
         if table[k].astype(str).nunique(dropna=False) > 1:
             report.varying_keys.append(k)
@@ -375,7 +366,9 @@ def collect(paths, *, all_keys: bool = False) -> tuple[pd.DataFrame, CollectRepo
     return table[["run_dir", "source", "status", *report.config_keys, *rest, "result_mtime"]], report
 
 
-def select(table: pd.DataFrame, metric: str, diverged: str, chance: float) -> tuple[pd.DataFrame, list[str]]:
+def select(
+    table: pd.DataFrame, metric: str, diverged: str, chance: float = CHANCE_ERROR
+) -> tuple[pd.DataFrame, list[str]]:
     """The runs an analysis uses, with the analysed value in column ``y``, and notes on what was
     done: diverged runs counted (the recorded value, or ``chance`` where nothing was measured)
     or left out; runs whose value is missing, not a number, NaN or infinite left out by path."""

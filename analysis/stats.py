@@ -83,6 +83,10 @@ class Boot:
     def ci(self, i: int) -> tuple[float, float]:
         return float(self.low[i]), float(self.high[i])
 
+    def estimate(self, i: int) -> tuple[float, float, float]:
+        """(point, low, high) of statistic ``i``."""
+        return float(self.point[i]), *self.ci(i)
+
     def frac_undefined(self, i: int) -> float:
         return float("nan") if self.dist is None else float(np.mean(np.isnan(self.dist[i])))
 
@@ -109,15 +113,8 @@ def bootstrap_cells(cells, statistic, *, n_boot: int, seed: int, confidence: flo
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        res = scipy.stats.bootstrap(
-            [cells[i] for i in varying],
-            stat,
-            n_resamples=n_boot,
-            vectorized=True,
-            method="percentile",
-            confidence_level=confidence,
-            rng=np.random.default_rng(seed),
-        )
+        res = scipy.stats.bootstrap([cells[i] for i in varying], stat, n_resamples=n_boot, vectorized=True,
+                                    method="percentile", confidence_level=confidence, rng=np.random.default_rng(seed))
     dist = np.asarray(res.bootstrap_distribution, dtype=float).reshape(k, -1)
     low = np.atleast_1d(np.asarray(res.confidence_interval.low, dtype=float)).copy()
     high = np.atleast_1d(np.asarray(res.confidence_interval.high, dtype=float)).copy()
@@ -125,11 +122,10 @@ def bootstrap_cells(cells, statistic, *, n_boot: int, seed: int, confidence: flo
     for i in range(k):
         if not np.all(np.isfinite(dist[i])):  # no interpolation into infinity; NaN dropped
             v = dist[i][~np.isnan(dist[i])]
-            low[i], high[i] = (
-                (np.quantile(v, alpha, method="lower"), np.quantile(v, 1 - alpha, method="higher"))
-                if v.size
-                else (np.nan, np.nan)
-            )
+            if v.size:
+                low[i], high[i] = np.quantile(v, alpha, method="lower"), np.quantile(v, 1 - alpha, method="higher")
+            else:
+                low[i], high[i] = np.nan, np.nan
     return Boot(point, low, high, dist)
 
 
@@ -166,12 +162,8 @@ def fit_sigmoid(xs: np.ndarray, means: np.ndarray, ns: np.ndarray, p0=None):
     bounds = ([lo - r, lo - r, x.min(), math.log(span / 200)], [hi + r, hi + r, x.max(), math.log(2 * span)])
     if p0 is None or not np.all(np.isfinite(p0)):
         cross = np.nonzero(np.diff(np.sign(m - 0.5 * (m[0] + m[-1]))))[0]
-        p0 = (
-            m[0],
-            m[-1],
-            float(x[cross[0] : cross[0] + 2].mean()) if cross.size else float(x.mean()),
-            span / 6,
-        )
+        middle = float(x[cross[0] : cross[0] + 2].mean()) if cross.size else float(x.mean())
+        p0 = (m[0], m[-1], middle, span / 6)
     start = np.clip([p0[0], p0[1], p0[2], math.log(max(p0[3], 1e-12))], bounds[0], bounds[1])
     try:
         with warnings.catch_warnings():

@@ -13,7 +13,7 @@ from itertools import pairwise
 import pandas as pd
 
 from analysis import figures as FG
-from analysis.report import write_text
+from analysis.output import write_text
 
 
 def split_gaps(lo: float, hi: float, grid, n: int) -> list[tuple[float, float, float]]:

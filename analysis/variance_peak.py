@@ -27,40 +27,53 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from matplotlib.lines import Line2D
 
+from analysis import cli
 from analysis import figures as FG
-from analysis import report as R
+from analysis import output as O
 from analysis import stats as S
 from analysis.runs import AnalysisError
 from analysis.suggest import suggest
 
 STEM = "variance_peak"
-PER_SIZE = ("peak_std", "peak_x_grid", "peak_x", "sigmoid_width", "sigmoid_center")
-#: (question, statistic, per-size input, side of 0 that answers yes, yes, no, what is fitted)
+NAN3 = (math.nan,) * 3
+#: (question, Panel slope, Size estimate it is the slope of, side of 0 that answers yes, yes, no, what is fitted)
 CLAIMS = (
-    (
-        "peak height rises with size",
-        "exp_peak",
-        "peak_std",
-        ">0",
-        "the peak rises",
-        "the peak falls",
-        "peak std",
-    ),
-    (
-        "transition sharpens with size",
-        "exp_width",
-        "sigmoid_width",
-        "<0",
-        "it sharpens",
-        "it broadens",
-        "sigmoid width s",
-    ),
+    ("peak height rises with size", "exp_peak", "peak_std", ">0", "the peak rises", "the peak falls", "peak std"),
+    ("transition sharpens with size", "exp_width", "sigmoid_width", "<0", "it sharpens", "it broadens",
+     "sigmoid width s"),
 )
+
+
+@dataclass
+class Size:
+    """One size's estimates: (estimate, low, high) triples, but for the grid argmax."""
+
+    peak_std: tuple
+    peak_x_grid: float  # the grid point of the highest std
+    peak_x: tuple  # refined by a parabola; the interval as :func:`peak_location` widens it
+    peak_note: str  # why the peak_x interval is wider than the bootstrap's ("" where it is not)
+    sigmoid_width: tuple
+    sigmoid_center: tuple
+    fit: tuple  # the logistic (a, b, x0, s) through the cell means
+
+
+@dataclass
+class Panel(S.Grid):
+    """One panel's grid and what :func:`analyse_panel` found in it."""
+
+    sizes: dict  # size -> Size
+    claims: bool  # at least two sizes, all positive numbers: the scaling claims can be answered
+    exp_peak: tuple  # slope of ln peak std against ln L (NAN3 without claims)
+    exp_width: tuple  # slope of ln sigmoid width against ln L
+    collapse: tuple  # (lambda_c, nu, a, b, w, rms) of the collapse through the cell means
+    collapse_lambda_c: tuple
+    collapse_nu: tuple
 
 
 def resnet18_params(width: float, num_classes: int = 10, in_channels: int = 3) -> int:
@@ -76,16 +89,30 @@ def resnet18_params(width: float, num_classes: int = 10, in_channels: int = 3) -
     return total + chans[3] * num_classes + num_classes
 
 
-def analyse_panel(g: S.Grid, args, measure: dict) -> S.Grid:
-    """Adds ``g.boot``, ``g.names``, ``g.fits`` (size -> logistic), ``g.collapse``, ``g.claims``."""
+def size_measure(args, sizes) -> dict:
+    """L per size: ResNet18 parameters (M) at the width, or the size value; {} if not numbers."""
+    try:
+        return {s: resnet18_params(float(s)) / 1e6 if args.size_measure == "params" else float(s) for s in sizes}
+    except (TypeError, ValueError):
+        if args.susceptibility:
+            raise AnalysisError(f"--susceptibility: {args.size_key} values are not numbers") from None
+        return {}
+
+
+# --------------------------------------------------------------------------- analysis
+
+
+def analyse_panel(g: S.Grid, args, measure: dict) -> Panel:
+    """Per size the peak and the logistic, across sizes the slopes and the collapse, with
+    bootstrap intervals over seeds."""
     sizes, xs = g.curves, g.xs
-    g.claims = all(isinstance(s, (int, float, np.number)) and s > 0 for s in sizes) and len(sizes) >= 2
-    L = np.array([measure[s] for s in sizes]) if g.claims else None
-    ns = np.array([g.curve(args.size_key, s, args.x_key)[3] for s in sizes])
-    means = np.array([g.curve(args.size_key, s, args.x_key)[1] for s in sizes])
-    g.fits = {s: S.fit_sigmoid(xs, means[i], ns[i]) for i, s in enumerate(sizes)}
-    g.collapse = S.fit_collapse(xs, L, means, ns) if g.claims else (math.nan,) * 6
-    lc, nu, a, b, w, _ = g.collapse
+    claims = all(isinstance(s, (int, float, np.number)) and s > 0 for s in sizes) and len(sizes) >= 2
+    L = np.array([measure[s] for s in sizes]) if claims else None
+    curves = [g.curve(args.size_key, s, args.x_key) for s in sizes]
+    means, ns = np.array([c[1] for c in curves]), np.array([c[3] for c in curves])
+    fits = [S.fit_sigmoid(xs, means[i], ns[i]) for i in range(len(sizes))]
+    collapse = S.fit_collapse(xs, L, means, ns) if claims else (math.nan,) * 6
+    lc, nu, a, b, w, _ = collapse
     p0 = (a, b, lc, 1 / nu, math.log(w)) if np.isfinite(lc) else None
 
     def statistic(samples):
@@ -97,55 +124,159 @@ def analyse_panel(g: S.Grid, args, measure: dict) -> S.Grid:
         h, xg, xr = S.peak(std, xs)  # (batch..., sizes)
         fit = S.batched(
             batch,
-            lambda idx: [
-                v for i in range(len(sizes)) for v in S.fit_sigmoid(xs, mean[idx][i], ns[i], p0=g.fits[sizes[i]])[2:]
-            ],
+            lambda idx: [v for i in range(len(sizes)) for v in S.fit_sigmoid(xs, mean[idx][i], ns[i], p0=fits[i])[2:]],
             2 * len(sizes),
         )
+        # per size, in Size's order: peak std, its grid x, its refined x, sigmoid width, sigmoid centre
         out = [v for i in range(len(sizes)) for v in (h[..., i], xg[..., i], xr[..., i], fit[2 * i + 1], fit[2 * i])]
-        if g.claims:
+        if claims:
             out += [S.log_slope(L, h), S.log_slope(L, np.moveaxis(fit[1::2], 0, -1))]
             out += list(S.batched(batch, lambda idx: S.fit_collapse(xs, L, mean[idx], ns, p0)[:2], 2))
         return np.stack(out)
 
-    g.names = [f"{n}@{s!r}" for s in sizes for n in PER_SIZE] + (
-        ["exp_peak", "exp_width", "collapse_lambda_c", "collapse_nu"] if g.claims else []
-    )
-    g.boot = S.bootstrap_cells(
-        g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence
-    )
-    return g
+    boot = S.bootstrap_cells(g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence)
+    est = [boot.estimate(i) for i in range(boot.point.size)]
+    per_size = {}
+    for i, s in enumerate(sizes):
+        h, xg, x, width, center = est[5 * i : 5 * i + 5]
+        loc, note = peak_location(xs, curves[i][2], x, xg[0])
+        per_size[s] = Size(h, xg[0], loc, note, width, center, fits[i])
+    slopes = est[5 * len(sizes) :] if claims else [NAN3] * 4
+    return Panel(**vars(g), sizes=per_size, claims=claims, collapse=collapse, exp_peak=slopes[0],
+                 exp_width=slopes[1], collapse_lambda_c=slopes[2], collapse_nu=slopes[3])
 
 
-def get(p, name: str, size=None):
-    i = p.names.index(name if size is None else f"{name}@{size!r}")
-    return float(p.boot.point[i]), *p.boot.ci(i)
-
-
-def peak_location(p, args, s):
-    """(location, low, high, note): the interval spans the neighbours of a single-point peak and
-    runs off the grid for a peak on its edge."""
-    loc, lo, hi = get(p, "peak_x", s)
-    xg, sd = get(p, "peak_x_grid", s)[0], p.curve(args.size_key, s, args.x_key)[2]
+def peak_location(xs, sd, estimate, xg):
+    """((location, low, high), note): the interval spans the neighbours of a single-point peak
+    and runs off the grid for a peak on its edge."""
+    loc, lo, hi = estimate
     if not np.isfinite(xg):
-        return loc, lo, hi, ""
-    j, ok = int(np.searchsorted(p.xs, xg)), np.isfinite(sd)
-    if xg in (p.xs.min(), p.xs.max()):
-        return (
-            (loc, lo, math.inf, "on the upper edge of the grid")
-            if xg == p.xs.max()
-            else (loc, -math.inf, hi, "on the lower edge of the grid")
-        )
-    base = np.nanmin(sd)
+        return estimate, ""
+    if xg == xs.max():
+        return (loc, lo, math.inf), "on the upper edge of the grid"
+    if xg == xs.min():
+        return (loc, -math.inf, hi), "on the lower edge of the grid"
+    j, ok, base = int(np.searchsorted(xs, xg)), np.isfinite(sd), np.nanmin(sd)
     if ((sd[ok] - base) >= 0.5 * (sd[j] - base)).sum() == 1:
-        left, right = p.xs[:j][ok[:j]].max(), p.xs[j + 1 :][ok[j + 1 :]].min()
-        return (
-            loc,
-            min(lo, left) if np.isfinite(lo) else left,
-            max(hi, right) if np.isfinite(hi) else right,
-            "a single-point peak (the neighbours are below half its height)",
+        left, right = xs[:j][ok[:j]].max(), xs[j + 1 :][ok[j + 1 :]].min()
+        lo, hi = (min(lo, left) if np.isfinite(lo) else left), (max(hi, right) if np.isfinite(hi) else right)
+        return (loc, lo, hi), "a single-point peak (the neighbours are below half its height)"
+    return estimate, ""
+
+
+def verdict_sign(lo: float, hi: float, yes_if: str, yes: str, no: str) -> str:
+    """YES if the interval lies on the ``yes_if`` side of 0 ('>0' or '<0'), NO if on the other."""
+    if math.isnan(lo) or math.isnan(hi):
+        return "UNDETERMINED (no interval)"
+    if (lo > 0 and yes_if == ">0") or (hi < 0 and yes_if == "<0"):
+        return f"YES ({yes})"
+    return f"NO ({no})" if lo > 0 or hi < 0 else "NOT RESOLVED (the interval contains 0)"
+
+
+# --------------------------------------------------------------------------- tables
+
+
+def tables(panels, args, measure) -> list:
+    """(name, report heading, table): the cells, the estimates per size, the claims."""
+    sk, x = args.size_key, args.x_key
+    cells = O.all_cells(panels, args.panel_key).assign(var=lambda c: c["std"] ** 2)
+    if args.susceptibility:
+        cells["size_L"] = cells[sk].map(measure)
+        cells["chi"] = cells["size_L"] * cells["var"]
+    summary = [
+        {
+            **O.summary_start(p, args, sk, s),
+            **O.ci_cols("peak_std", z.peak_std),
+            f"peak_{x}_grid": z.peak_x_grid,
+            **O.ci_cols(f"peak_{x}", z.peak_x),
+            "peak_note": z.peak_note,
+            **O.ci_cols("sigmoid_width", z.sigmoid_width),
+            **O.ci_cols("sigmoid_center", z.sigmoid_center),
+            **({"size_L": measure[s], "chi_peak": measure[s] * z.peak_std[0] * z.peak_std[0]}
+               if args.susceptibility else {}),
+        }
+        for p in panels
+        for s, z in p.sizes.items()
+    ]
+    claims = []
+    for p in (p for p in panels if p.claims):
+        for claim, stat, _, yes_if, yes, no, _ in CLAIMS:
+            e, lo, hi = getattr(p, stat)
+            verdict = verdict_sign(lo, hi, yes_if, yes, no).split(" (")[0]
+            claims.append({**O.panel_cols(p, args), "claim": claim, "estimate": e, "lo": lo, "hi": hi,
+                           "verdict": verdict})
+        for name in ("collapse_lambda_c", "collapse_nu"):
+            e, lo, hi = getattr(p, name)
+            claims.append({**O.panel_cols(p, args), "claim": name, "estimate": e, "lo": lo, "hi": hi, "verdict": ""})
+    return [("cells", None, cells), ("summary", "Peaks and transitions", pd.DataFrame(summary))] + (
+        [("claims", "Claims and collapse", pd.DataFrame(claims))] if claims else []
+    )
+
+
+# --------------------------------------------------------------------------- printed summary
+
+
+def echo_peaks(echo, panels, args, measure) -> None:
+    """The notebook's summary (in its format), the seeds per point, each size's estimates."""
+    x, sk = FG.sym(args.x_key), args.size_key
+    echo("\n--- Variance Peak Analysis ---")
+    for p in O.each_panel(echo, panels, args.panel_key):
+        for s, z in p.sizes.items():
+            h, found = z.peak_std[0], f"peak std={z.peak_std[0]:.4f} at {x}={z.peak_x_grid:.2f}"
+            echo(f"  {FG.label(sk, s)}: " + (found if np.isfinite(h) else "no std (fewer than 2 seeds in every cell)"))
+    O.echo_seeds(echo, panels, sk, args)
+    echo(f"\n--- Peaks and transitions, {args.confidence:.0%} intervals ({O.boot_desc(args)}) ---")
+    for p in O.each_panel(echo, panels, args.panel_key):
+        for s, z in p.sizes.items():
+            (h, hlo, hhi), (loc, llo, lhi), x0, sw = z.peak_std, z.peak_x, z.sigmoid_center, z.sigmoid_width
+            chi = f"; chi=L·Var peak={FG.fnum(measure[s] * h * h, '.4g')}" if args.susceptibility else ""
+            echo(
+                f"  {FG.label(sk, s)}: peak std={FG.fnum(h)} {FG.fci(hlo, hhi)} at {x}={FG.fnum(loc, '.3f')} "
+                f"{FG.fci(llo, lhi, '.3f')}; logistic {x}0={FG.fnum(x0[0], '.3f')} {FG.fci(*x0[1:], '.3f')}, "
+                f"s={FG.fnum(sw[0])} {FG.fci(*sw[1:])} ({FG.seeds_note(p.cells.loc[p.cells[sk] == s, 'n'])}){chi}"
+            )
+            if z.peak_note:
+                echo(f"    note: the peak is {z.peak_note}; its location is known only to the interval shown")
+
+
+def echo_claims(echo, panels, args) -> None:
+    """Per panel: the two claims with their verdicts, and the collapse."""
+    x, sk = FG.sym(args.x_key), args.size_key
+    echo(
+        f"\n--- Claims and the finite-size collapse ({args.confidence:.0%} intervals; L = "
+        f"{'ResNet18 parameters' if args.size_measure == 'params' else sk}) ---"
+    )
+    for p in O.each_panel(echo, panels, args.panel_key):
+        if not p.claims:
+            why = "only one value of " + sk if len(p.curves) < 2 else sk + " is not a positive number"
+            echo(f"  cannot be answered: {why}")
+            continue
+        for claim, stat, _, yes_if, yes, no, what in CLAIMS:
+            e, lo, hi = getattr(p, stat)
+            verdict = verdict_sign(lo, hi, yes_if, yes, no)
+            echo(f"  {claim}? {verdict}: d ln({what}) / d ln(L) = {FG.fnum(e, '+.3f')} {FG.fci(lo, hi, '+.3f')}")
+        (lc, clo, chi), (nu, nlo, nhi) = p.collapse_lambda_c, p.collapse_nu
+        echo(
+            f"  collapse: {x}_c={FG.fnum(lc, '.3f')} {FG.fci(clo, chi, '.3f')}, ν={FG.fnum(nu, '.2f')} {FG.fci(nlo, nhi, '.2f')}, "
+            f"rms deviation of the cell means from the collapsed curve {FG.fnum(p.collapse[5], '.3g')}"
         )
-    return loc, lo, hi, ""
+        echo(
+            f"    note: {len(p.curves)} sizes fix ν by {len(p.curves) - 1} ratio(s) of L only; the ν interval is the seed "
+            "spread under the logistic form and says nothing about corrections to scaling"
+            if len(p.curves) <= 3
+            else "    note: the ν interval is the seed spread under the logistic form"
+        )
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def figures(panels, args, measure) -> list:
+    """(file name suffix, figure): the main figure, and with claims the scaling and the collapse."""
+    out = [("", draw_main(panels, args, measure))]
+    if any(p.claims for p in panels):
+        out += [("_scaling", draw_scaling(panels, args, measure)), ("_collapse", draw_collapse(panels, args, measure))]
+    return out
 
 
 def draw_main(panels, args, measure):
@@ -153,44 +284,26 @@ def draw_main(panels, args, measure):
     x_sym, colors = FG.sym(args.x_key), FG.palette(sorted({s for p in panels for s in p.curves}))
     name = "Test Error" if args.metric.endswith("_error") else args.metric
     for r, p in enumerate(panels):
-        head, note = (
-            (f"{FG.label(args.panel_key, p.value)}: " if args.panel_key else ""),
-            FG.seeds_note(p.cells["n"], True),
-        )
+        head, note = FG.panel_prefix(args.panel_key, p.value), FG.seeds_note(p.cells["n"], True)
         ax_e, ax_s = axes[r, 0], axes[r, 1]
         drawn, n_full = set(), FG.typical_n(p.cells["n"])
-        for s in p.curves:
+        for s, z in p.sizes.items():
             c, lab = colors[s], FG.label(args.size_key, s)
             x, m, sd, n = p.curve(args.size_key, s, args.x_key)
-            ax_e.errorbar(x, m, yerr=np.nan_to_num(sd), marker="o", color=c, capsize=4, label=lab, linewidth=2)
-            if np.isfinite(p.fits[s][3]):
-                xf = np.linspace(p.xs.min(), p.xs.max(), 200)
-                ax_e.plot(xf, S.sigmoid(xf, *p.fits[s]), color=c, linestyle="--", linewidth=1, alpha=0.8)
-                drawn.add("fit")
+            drawn |= FG.error_curve(ax_e, x, m, sd, n, n_full, c, lab, z.fit)
             ax_s.plot(x, sd, marker="s", color=c, label=lab, linewidth=2)
-            h, hlo, hhi = get(p, "peak_std", s)
-            loc, llo, lhi, _ = peak_location(p, args, s)
+            FG.mark_missing(ax_s, x[n == 0], c)
+            FG.annotate_n(ax_s, x, sd, n, n_full, c)
+            (h, hlo, hhi), (loc, llo, lhi) = z.peak_std, z.peak_x
             if np.isfinite(h):
-                FG.estimate(
-                    ax_s,
-                    loc,
-                    h,
-                    xerr=FG.err_interval(loc, max(llo, p.xs.min()), min(lhi, p.xs.max())),
-                    yerr=FG.err_interval(h, hlo, hhi),
-                    color=c,
-                )
+                xerr = FG.err_interval(loc, max(llo, p.xs.min()), min(lhi, p.xs.max()))
+                FG.estimate(ax_s, loc, h, xerr=xerr, yerr=FG.err_interval(h, hlo, hhi), color=c)
                 drawn.add("peak")
-            drawn |= {"missing"} if (n == 0).any() else set()
-            for ax, y in ((ax_e, m), (ax_s, sd)):
-                FG.mark_missing(ax, x[n == 0], c)
-                FG.annotate_n(ax, x, y, n, n_full, c)
             if args.susceptibility:
                 axes[r, 2].plot(x, measure[s] * sd**2, marker="^", color=c, label=lab, linewidth=2)
         ax_e.set(title=f"{head}Error vs {x_sym} (different {FG.plural(args.size_key)})\n{note}", ylabel=name)
-        ax_s.set(
-            title=f"{head}Variance Peak (finite-size scaling)\n{note}",
-            ylabel=f"Std({name.split()[-1]}) - Variance Proxy",
-        )
+        ax_s.set(title=f"{head}Variance Peak (finite-size scaling)\n{note}",
+                 ylabel=f"Std({name.split()[-1]}) - Variance Proxy")
         extra_e = [Line2D([], [], color="0.3", linestyle="--", label="sigmoid fit")] if "fit" in drawn else []
         extra_s = [FG.estimate_handle(f"peak, {args.confidence:.0%} CI")] if "peak" in drawn else []
         missing = [FG.MISSING_HANDLE] if "missing" in drawn else []
@@ -209,14 +322,8 @@ def draw_main(panels, args, measure):
         ax_s.set_ylim(bottom=0)
         FG.min_span(ax_s, FG.MIN_ERROR_SPAN / 2, bottom=0)
         if not np.isfinite(p.cells["std"]).any():
-            ax_s.text(
-                0.5,
-                0.5,
-                "no std: fewer than 2 seeds in every cell",
-                ha="center",
-                transform=ax_s.transAxes,
-                color="0.3",
-            )
+            ax_s.text(0.5, 0.5, "no std: fewer than 2 seeds in every cell", ha="center", transform=ax_s.transAxes,
+                      color="0.3")
     return fig
 
 
@@ -228,9 +335,9 @@ def draw_scaling(panels, args, measure):
         (axes[0, 1], "sigmoid_width", "exp_width", "Does the transition sharpen with size?"),
     ):
         for k, p in enumerate(shown):
-            v = np.array([get(p, stat, s) for s in p.curves])
+            v = np.array([getattr(z, stat) for z in p.sizes.values()])
             ok = np.isfinite(v[:, 0]) & (v[:, 0] > 0)
-            e, elo, ehi = get(p, exp)
+            e, elo, ehi = getattr(p, exp)
             yerr = np.nan_to_num(np.abs(v[:, 1:].T - v[:, 0]))[:, ok]
             ax.errorbar(
                 np.array([measure[s] for s in p.curves])[ok] * 1.025**k,
@@ -240,7 +347,7 @@ def draw_scaling(panels, args, measure):
                 capsize=5,
                 linewidth=2,
                 color=colors[p.value],
-                label=f"{R.panel_head(args.panel_key, p.value)}: slope {FG.fnum(e, '+.2f')} {FG.fci(elo, ehi, '+.2f')}",
+                label=f"{O.panel_head(args.panel_key, p.value)}: slope {FG.fnum(e, '+.2f')} {FG.fci(elo, ehi, '+.2f')}",
             )
         ax.set(
             xscale="log",
@@ -275,12 +382,11 @@ def draw_collapse(panels, args, measure):
             )
         t = np.linspace(*ax.get_xlim(), 200)
         ax.plot(t, S.sigmoid(t, a, b, 0.0, w), color="0.3", linestyle="--", label=f"F(t), rms deviation {rms:.3g}")
-        _, clo, chi = get(p, "collapse_lambda_c")
-        _, nlo, nhi = get(p, "collapse_nu")
+        (_, clo, chi), (_, nlo, nhi) = p.collapse_lambda_c, p.collapse_nu
         ax.set(
             xlabel=f"({FG.sym(args.x_key)} - {FG.sym(args.x_key)}_c) · (L / geometric mean L)^(1/ν)",
             ylabel=args.metric,
-            title=f"{R.panel_head(args.panel_key, p.value)}: {FG.sym(args.x_key)}_c = {lc:.3f} {FG.fci(clo, chi, '.3f')}, "
+            title=f"{O.panel_head(args.panel_key, p.value)}: {FG.sym(args.x_key)}_c = {lc:.3f} {FG.fci(clo, chi, '.3f')}, "
             f"ν = {nu:.2f} {FG.fci(nlo, nhi, '.2f')}\n({args.confidence:.0%} CI; {len(p.curves)} sizes)",
         )
         ax.grid(True, alpha=0.3)
@@ -289,7 +395,7 @@ def draw_collapse(panels, args, measure):
 
 
 def build_parser():
-    parser = R.script_parser("python -m analysis.variance_peak", "Variance peak and finite-size collapse.")
+    parser = cli.script_parser("python -m analysis.variance_peak", "Variance peak and finite-size collapse.")
     parser.add_argument("--size-key", default="model.width", help="model size key (default: model.width)")
     parser.add_argument("--susceptibility", action="store_true", help="add a column with chi = L * Var(error)")
     parser.add_argument(
@@ -302,135 +408,24 @@ def build_parser():
 
 
 def main(argv=None) -> int:
-    return R.script_main(build_parser(), run, argv)
+    return cli.main(build_parser(), run, argv)
 
 
 def run(args) -> int:
     args.size_measure = args.size_measure or ("params" if args.size_key in ("model.width", "width_mult") else "value")
-    echo, runs = R.start(args, "--size-key", args.size_key, "FINITE-SIZE SCALING ANALYSIS")
-    sizes = sorted(runs.df[args.size_key].unique().tolist())
-    try:
-        measure = {s: resnet18_params(float(s)) / 1e6 if args.size_measure == "params" else float(s) for s in sizes}
-    except (TypeError, ValueError):
-        if args.susceptibility:
-            raise AnalysisError(f"--susceptibility: {args.size_key} values are not numbers") from None
-        measure = {}
+    echo, runs = cli.start(args, "--size-key", args.size_key, "FINITE-SIZE SCALING ANALYSIS")
+    measure = size_measure(args, sorted(runs.df[args.size_key].unique().tolist()))
     panels = [analyse_panel(g, args, measure) for g in S.grids(runs.df, args.panel_key, args.size_key, args.x_key)]
-    x, conf, sk = FG.sym(args.x_key), f"{args.confidence:.0%}", args.size_key
-    echo("\n--- Variance Peak Analysis ---")  # the notebook's summary, in its format
-    for p in R.each_panel(echo, panels, args.panel_key):
-        for s in p.curves:
-            h, xg = get(p, "peak_std", s)[0], get(p, "peak_x_grid", s)[0]
-            echo(
-                f"  {FG.label(sk, s)}: "
-                + (
-                    f"peak std={h:.4f} at {x}={xg:.2f}"
-                    if np.isfinite(h)
-                    else "no std (fewer than 2 seeds in every cell)"
-                )
-            )
-
-    R.echo_seeds(echo, panels, sk, args)
-    echo(f"\n--- Peaks and transitions, {conf} intervals ({R.boot_desc(args)}) ---")
-    rows, plans = [], []
-    for p in R.each_panel(echo, panels, args.panel_key):
-        for s in p.curves:
-            h, hlo, hhi = get(p, "peak_std", s)
-            loc, llo, lhi, where = peak_location(p, args, s)
-            x0, sw = get(p, "sigmoid_center", s), get(p, "sigmoid_width", s)
-            chi = f"; chi=L·Var peak={FG.fnum(measure[s] * h * h, '.4g')}" if args.susceptibility else ""
-            echo(
-                f"  {FG.label(sk, s)}: peak std={FG.fnum(h)} {FG.fci(hlo, hhi)} at {x}={FG.fnum(loc, '.3f')} "
-                f"{FG.fci(llo, lhi, '.3f')}; logistic {x}0={FG.fnum(x0[0], '.3f')} {FG.fci(*x0[1:], '.3f')}, "
-                f"s={FG.fnum(sw[0])} {FG.fci(*sw[1:])} ({FG.seeds_note(p.cells.loc[p.cells[sk] == s, 'n'])}){chi}"
-            )
-            if where:
-                echo(f"    note: the peak is {where}; its location is known only to the interval shown")
-            rows.append(
-                {
-                    **R.summary_start(p, args, sk, s),
-                    **R.ci_cols("peak_std", (h, hlo, hhi)),
-                    f"peak_{args.x_key}_grid": get(p, "peak_x_grid", s)[0],
-                    **R.ci_cols(f"peak_{args.x_key}", (loc, llo, lhi)),
-                    "peak_note": where,
-                    **R.ci_cols("sigmoid_width", sw),
-                    **R.ci_cols("sigmoid_center", x0),
-                    **({"size_L": measure[s], "chi_peak": measure[s] * h * h} if args.susceptibility else {}),
-                }
-            )
-            plans.append((p.value, s, p.xs, llo, lhi, f"the {x} interval of the variance peak"))
-
-    echo(
-        f"\n--- Claims and the finite-size collapse ({conf} intervals; L = "
-        f"{'ResNet18 parameters' if args.size_measure == 'params' else sk}) ---"
-    )
-    claim_rows = []
-    for p in R.each_panel(echo, panels, args.panel_key):
-        if not p.claims:
-            echo(
-                f"  cannot be answered: {'only one value of ' + sk if len(p.curves) < 2 else sk + ' is not a positive number'}"
-            )
-            continue
-        for claim, stat, per_size, yes_if, yes, no, what in CLAIMS:
-            e, lo, hi = get(p, stat)
-            verdict = R.verdict_sign(lo, hi, yes_if, yes, no)
-            echo(f"  {claim}? {verdict}: d ln({what}) / d ln(L) = {FG.fnum(e, '+.3f')} {FG.fci(lo, hi, '+.3f')}")
-            claim_rows.append(
-                {
-                    **({args.panel_key: p.value} if args.panel_key else {}),
-                    "claim": claim,
-                    "estimate": e,
-                    "lo": lo,
-                    "hi": hi,
-                    "verdict": verdict.split(" (")[0],
-                }
-            )
-        (lc, clo, chi), (nu, nlo, nhi) = get(p, "collapse_lambda_c"), get(p, "collapse_nu")
-        echo(
-            f"  collapse: {x}_c={FG.fnum(lc, '.3f')} {FG.fci(clo, chi, '.3f')}, ν={FG.fnum(nu, '.2f')} {FG.fci(nlo, nhi, '.2f')}, "
-            f"rms deviation of the cell means from the collapsed curve {FG.fnum(p.collapse[5], '.3g')}"
-        )
-        echo(
-            f"    note: {len(p.curves)} sizes fix ν by {len(p.curves) - 1} ratio(s) of L only; the ν interval is the seed "
-            "spread under the logistic form and says nothing about corrections to scaling"
-            if len(p.curves) <= 3
-            else "    note: the ν interval is the seed spread under the logistic form"
-        )
-        for name, est in (("collapse_lambda_c", (lc, clo, chi)), ("collapse_nu", (nu, nlo, nhi))):
-            claim_rows.append(
-                {
-                    **({args.panel_key: p.value} if args.panel_key else {}),
-                    "claim": name,
-                    "estimate": est[0],
-                    "lo": est[1],
-                    "hi": est[2],
-                    "verdict": "",
-                }
-            )
+    results = tables(panels, args, measure)
+    echo_peaks(echo, panels, args, measure)
+    echo_claims(echo, panels, args)
     if args.suggest:
-        suggest(echo, args, runs.df, sk, plans, "python -m analysis.variance_peak")
-    figures = [("", draw_main(panels, args, measure))]
-    if any(p.claims for p in panels):
-        figures += [
-            ("_scaling", draw_scaling(panels, args, measure)),
-            ("_collapse", draw_collapse(panels, args, measure)),
-        ]
-    cells = R.all_cells(panels, args.panel_key).assign(var=lambda c: c["std"] ** 2)
-    if args.susceptibility:
-        cells["size_L"] = cells[sk].map(measure)
-        cells["chi"] = cells["size_L"] * cells["var"]
-    summary, claims = pd.DataFrame(rows), pd.DataFrame(claim_rows)
-    return R.write_outputs(
-        args,
-        runs,
-        echo,
-        STEM,
-        "Variance peak (finite-size scaling)",
-        figures,
-        [("cells", None, cells), ("summary", "Peaks and transitions", summary)]
-        + ([("claims", "Claims and collapse", claims)] if len(claims) else []),
-        f"metric: `{args.metric}`; size key `{sk}`, panels by `{args.panel_key}`, x `{args.x_key}`",
-    )
+        what = f"the {FG.sym(args.x_key)} interval of the variance peak"
+        plans = [(p.value, s, p.xs, *z.peak_x[1:], what) for p in panels for s, z in p.sizes.items()]
+        suggest(echo, args, runs.df, args.size_key, plans, "python -m analysis.variance_peak")
+    describe = f"metric: `{args.metric}`; size key `{args.size_key}`, panels by `{args.panel_key}`, x `{args.x_key}`"
+    title = "Variance peak (finite-size scaling)"
+    return O.write_outputs(args, runs, echo, STEM, title, figures(panels, args, measure), results, describe)
 
 
 if __name__ == "__main__":

@@ -19,9 +19,8 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import analysis_fixtures as F
 
-from analysis import collect, runs
+from analysis import cli, collect, runs
 from analysis import phase_boundary as PB
-from analysis import report as R
 from analysis import stats as S
 from analysis import variance_peak as VP
 
@@ -197,6 +196,24 @@ def test_collect_writes_what_was_asked(tmp_path):
     assert rc == 2 and out == "" and ".csv or .parquet" in err and len(err.strip().splitlines()) == 1
 
 
+def test_duplicates_are_the_runs_of_one_fingerprint(tmp_path):
+    """Runs that differ only in keys a fingerprint leaves out (name, data.root, speed options)
+    are one run, the newest kept, whether a record carries its fingerprint or is older and
+    has none; another precision is another run."""
+    from dgl.identity import fingerprint
+
+    root = str(tmp_path / "runs")
+    base, moved, other = (F.config(lam=0.5, seed=0, name=n) for n in ("a", "b", "c"))
+    moved["train"].update(compile=False, cuda_graphs=False, device="cpu")
+    other["train"]["precision"] = "bf16"
+    F.write_run(root, "a", {**F.record(base, 0.3), "fingerprint": fingerprint(base)}, mtime=F.OLD)
+    newest = F.write_run(root, "b", F.record(moved, 0.2), mtime=F.NEW)  # no fingerprint
+    F.write_run(root, "c", {**F.record(other, 0.4), "fingerprint": fingerprint(other)})
+    table, report = runs.collect(root)
+    assert report.duplicates == [(newest, [os.path.join(root, "a", F.job_name(base))])]
+    assert sorted(table["best_error"]) == [0.2, 0.4]
+
+
 def test_sparse_figures_show_only_what_is_drawn(tmp_path):
     """One seed per cell (no std, no peak), three lambdas (no fit), errors 0.002 apart."""
     root = str(tmp_path / "runs")
@@ -204,7 +221,7 @@ def test_sparse_figures_show_only_what_is_drawn(tmp_path):
         F.write_run(root, "s", F.record(F.config(lam=lam, seed=0), y))
     args = VP.build_parser().parse_args([root, "--out", str(tmp_path / "o"), "--panel-key", "none", "--n-boot", "10"])
     args.panel_key, args.size_measure = None, "params"
-    _, used = R.start(args, "--size-key", args.size_key, "T")
+    _, used = cli.start(args, "--size-key", args.size_key, "T")
     panels = [VP.analyse_panel(g, args, {1.0: 11.17}) for g in S.grids(used.df, None, args.size_key, args.x_key)]
     fig = VP.draw_main(panels, args, {1.0: 11.17})
     ax_e, ax_s = fig.axes[:2]
@@ -214,13 +231,15 @@ def test_sparse_figures_show_only_what_is_drawn(tmp_path):
     assert hi - lo >= 0.05 - 1e-9 and lo <= 0.300 and hi >= 0.302
 
 
-def test_analysis_never_imports_torch_or_dgl():
+def test_analysis_never_imports_torch():
+    """Only the torch-free parts of dgl: what identifies a run (dgl.identity) and what the
+    package's __init__ registers (the config schema, the resolvers)."""
     import subprocess
 
-    code = ("import sys, analysis.variance_peak, analysis.phase_boundary, analysis.collect; "
-            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dgl')))")
+    code = ("import sys, analysis.variance_peak, analysis.phase_boundary, analysis.collect, analysis.paired, "
+            "analysis.repeats; print(*sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dgl')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "[]"
+    assert set(out.split()) <= {"dgl", "dgl.identity", "dgl.config", "dgl.resolvers"}, out
 
 
 def test_lambda_c_lies_where_the_means_cross_even_when_a_late_collapse_pulls_the_logistic(tmp_path):

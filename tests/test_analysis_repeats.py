@@ -4,15 +4,10 @@ are grouped by their fingerprint, and their spread is the spread of the planted 
 import numpy as np
 import pandas as pd
 import pytest
-from omegaconf import OmegaConf
 
 from analysis.repeats import main
-from dgl import config as dgl_config
+from dgl.identity import fingerprint
 from tests.analysis_fixtures import config, record, write_run
-
-
-def fingerprint(cfg):
-    return dgl_config.fingerprint(OmegaConf.create(cfg))
 
 
 def test_reruns_of_one_config_are_grouped_by_fingerprint_across_folders(tmp_path, capsys):

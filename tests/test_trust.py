@@ -146,9 +146,3 @@ def test_list_writes_nothing_and_shows_each_jobs_lambda(tmp_path):
     assert [line.split("lam=")[1].split()[0] for line in lines] == ["0.38", "0.4", "0.42", "0.44", "0.46"]
     assert not (tmp_path / "outputs").exists()
 
-
-def test_the_analysis_ignores_exactly_the_keys_that_do_not_change_a_run():
-    from analysis.runs import NON_SCIENCE_KEYS
-    from dgl.config import NOT_COMPUTATIONAL
-
-    assert NON_SCIENCE_KEYS == {*NOT_COMPUTATIONAL, "experiment"}
