@@ -3,8 +3,9 @@
     python benchmarks/bench.py                       # widths 0.5/1/2 and tv_resnet18, synthetic CIFAR-shaped data
     python benchmarks/bench.py --configs w1 --epochs 2 --full-run
     python benchmarks/bench.py --concurrency 1,2,4 --configs w0.5
+    python benchmarks/bench.py --no-baseline --deterministic-cost   # the cost of train.deterministic
 
-Baseline ("notebook"): tests/notebook_reference.py's loop (fp32, per-step .item(),
+Baseline ("notebook"): benchmarks/notebook_loop.py's loop (fp32, per-step .item(),
 flatten/copy of all gradients) fed by a DataLoader with 4 workers and PIL
 RandomCrop/flip/ToTensor/Normalize, as the notebooks do. Trainer: dgl.trainer.Trainer
 with the config's defaults (bf16, channels_last, torch.compile, CUDA graphs, data on the
@@ -86,7 +87,7 @@ class PILDataset(torch.utils.data.Dataset):
 
 
 def time_notebook(name, width, data, steps):
-    from tests.notebook_reference import notebook_loop
+    from benchmarks.notebook_loop import notebook_loop
 
     loader = torch.utils.data.DataLoader(PILDataset(data.train_images, data.train_labels), batch_size=BATCH,
                                          shuffle=True, num_workers=4, pin_memory=True)
@@ -121,7 +122,7 @@ def time_notebook(name, width, data, steps):
 # ---------------------------------------------------------------------------- trainer
 
 def trainer_cfg(name, width, epochs, extra=()):
-    from tests.helpers import make_cfg
+    from dgl.config import compose as make_cfg
 
     return make_cfg(["data=synthetic", f"data.n_train={N_TRAIN}", f"data.n_test={N_TEST}", f"model={name}",
                      f"model.width={width}", f"train.epochs={epochs}", "train.progress=false", *extra])
@@ -166,6 +167,8 @@ def main():
     ap.add_argument("--concurrency", default="", help="e.g. 1,2,4: processes sharing the GPU")
     ap.add_argument("--ablation", action="store_true",
                     help="time the first config with each speed option switched off in turn")
+    ap.add_argument("--deterministic-cost", action="store_true",
+                    help="time each config with train.deterministic=false, true, false (same process)")
     ap.add_argument("--full-run", action="store_true", help="also time a real 100-epoch width-1 train.py run")
     ap.add_argument("--out", default=None, help="write the table as JSON here")
     args = ap.parse_args()
@@ -175,7 +178,7 @@ def main():
           f"bf16 matmul peak measured {peak:.0f} TFLOP/s", flush=True)
     data = make_synthetic(N_TRAIN, N_TEST)
     rows = []
-    for key in args.configs.split(","):
+    for key in [] if args.deterministic_cost else args.configs.split(","):
         name, width = CONFIGS[key]
         fwd = forward_flops_per_image(name, width)
         step_flops = flops_per_step(fwd)
@@ -201,6 +204,15 @@ def main():
                              ("data.on_device=false", ("data.on_device=false",))):
             _, epoch_s, _ = time_trainer(name, width, args.epochs, extra)
             print(f"| {label} | {1e3 * epoch_s / STEPS_PER_EPOCH:.2f} |", flush=True)
+
+    if args.deterministic_cost:
+        print("\n| config | fast ms/step | deterministic ms/step | fast again ms/step | deterministic / fast |")
+        print("|---|---|---|---|---|")
+        for key in args.configs.split(","):
+            name, width = CONFIGS[key]
+            fast, det, fast2 = (1e3 * time_trainer(name, width, args.epochs, (f"train.deterministic={d}",))[1]
+                                / STEPS_PER_EPOCH for d in ("false", "true", "false"))
+            print(f"| {key} | {fast:.2f} | {det:.2f} | {fast2:.2f} | {2 * det / (fast + fast2):.3f} |", flush=True)
 
     if args.concurrency:
         name, width = CONFIGS[args.configs.split(",")[0]]

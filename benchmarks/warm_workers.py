@@ -133,7 +133,7 @@ STEADY_CODE = """
 import json, sys, tempfile, time
 sys.path.insert(0, {repo!r})
 import torch
-from tests.helpers import make_cfg
+from dgl.config import compose as make_cfg
 from dgl.trainer import Trainer, evaluate
 
 def sync():

@@ -1,25 +1,23 @@
-"""What a valid config is, and what identifies a run.
+"""What a valid config is.
 
 - The schema: dataclasses registered in Hydra's ConfigStore (`dgl_schema`, the first entry
   of conf/config.yaml's defaults), so Hydra itself refuses unknown keys and wrong types
   while it composes. The values live in the YAML files under conf/; the schema only types them.
 - validate(): ranges, choices and cross-key rules, checked before anything is loaded.
-- computational() / fingerprint(): the part of a config that changes what is computed; two
-  configs with the same fingerprint produce the same run, so they may share a job folder.
+- one_line(): Hydra's composition errors as one line.
 
-Every problem is one line that names the key, the value and what is allowed.
+Every problem is one line that names the key, the value and what is allowed. What
+identifies a run (which keys, its fingerprint, its folder) is dgl/identity.py.
 """
 
 import dataclasses
 import difflib
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from pathlib import Path
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING
 
 
 class ConfigError(ValueError):
@@ -37,12 +35,12 @@ class ModelConfig:
 @dataclass
 class DataConfig:
     name: str = MISSING
-    root: Optional[str] = None
+    root: str | None = None
     download: bool = False
     on_device: bool = True
-    n_train: Optional[int] = None     # data=synthetic only
-    n_test: Optional[int] = None
-    image_size: Optional[int] = None
+    n_train: int | None = None     # data=synthetic only
+    n_test: int | None = None
+    image_size: int | None = None
 
 
 @dataclass
@@ -59,13 +57,14 @@ class TrainConfig:
     eval_every: int = MISSING
     momentum: float = MISSING
     weight_decay: float = MISSING
-    milestones: List[float] = MISSING
+    milestones: list[float] = MISSING
     gamma: float = MISSING
     device: str = MISSING
     precision: str = MISSING
     compile: bool = MISSING
     cuda_graphs: bool = MISSING
-    compile_cache: Optional[str] = None
+    compile_cache: str | None = None
+    deterministic: bool = MISSING
     checkpoint_every: int = MISSING
     progress: bool = MISSING
 
@@ -81,23 +80,14 @@ class Config:
     lr: float = MISSING
     seed: int = MISSING
     # Q1's lambda grid depends on the noise rate: lam = lam_table[noise.rate][lam_index]
-    lam_table: Optional[Dict[str, List[float]]] = None
-    lam_index: Optional[int] = None
+    lam_table: dict[str, list[float]] | None = None
+    lam_index: int | None = None
 
 
 def register_schema():
     ConfigStore.instance().store(name="dgl_schema", node=Config)
 
 
-# Keys that do not change what is computed: where the data is read from, and the speed
-# options (which change results only by rounding). They stay out of the fingerprint, and
-# every key left out of job folder names (conf/config.yaml) must be one of them.
-NOT_COMPUTATIONAL = ("name", "lam_table", "lam_index", "data.root", "data.download",
-                     "data.on_device", "train.device", "train.compile", "train.cuda_graphs", "train.compile_cache",
-                     "train.checkpoint_every", "train.progress")
-
-MODELS, DATASETS, NOISES = ("resnet18", "tv_resnet18"), ("cifar10", "fashion_mnist", "synthetic"), (
-    "symmetric", "asymmetric", "none")
 SYNTHETIC_ONLY = ("n_train", "n_test", "image_size")
 
 
@@ -132,6 +122,10 @@ def validate(cfg):
     _check(0 <= lam <= 1, "lam", lam, "[0, 1]")
     _check(_finite(cfg.lr, "lr", "> 0") > 0, "lr", cfg.lr, "> 0")
     _check(0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer in [0, 2**32)")
+    from dgl.data import DATASETS
+    from dgl.models import MODELS
+    from dgl.noise import NOISES
+
     _check(cfg.model.name in MODELS, "model", cfg.model.name, ", ".join(MODELS))
     width = _finite(cfg.model.width, "model.width", "> 0")
     _check(width > 0, "model.width", width, "> 0")
@@ -175,72 +169,6 @@ def validate(cfg):
 
         _check(torch.cuda.is_available(), "train.device", "cuda",
                "auto, cpu: no CUDA device is visible here")
-
-
-# ----------------------------------------------------------------------------- identity
-
-def resolved_precision(cfg):
-    """train.precision with `auto` decided: bf16 where the run trains on a GPU, else fp32."""
-    if cfg.train.precision != "auto":
-        return cfg.train.precision
-    device = cfg.train.device
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-    return "bf16" if device == "cuda" else "fp32"
-
-
-def computational(cfg):
-    """The config as a plain dict without NOT_COMPUTATIONAL keys (and without `hydra`)."""
-    tree = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else json.loads(
-        json.dumps(cfg))
-    tree.pop("hydra", None)
-    for dotted in NOT_COMPUTATIONAL:
-        *parents, leaf = dotted.split(".")
-        node = tree
-        for p in parents:
-            node = node.get(p, {})
-        node.pop(leaf, None)
-    return tree
-
-
-def record(cfg):
-    """The resolved config as a job records it (config.yaml, result.json): train.precision decided."""
-    tree = OmegaConf.to_container(cfg, resolve=True)
-    tree["train"]["precision"] = resolved_precision(cfg)
-    return tree
-
-
-def identity(cfg):
-    """computational(cfg) with train.precision decided: what a job folder answers for."""
-    tree = computational(cfg)
-    tree["train"]["precision"] = resolved_precision(cfg)
-    return tree
-
-
-def fingerprint(cfg):
-    """A short hash of identity(cfg): equal for two configs that compute the same run."""
-    return hashlib.sha256(json.dumps(identity(cfg), sort_keys=True).encode()).hexdigest()[:16]
-
-
-def differences(a, b, prefix=""):
-    """[(dotted key, value in a, value in b)] where two nested dicts differ."""
-    out = []
-    for key in sorted(set(a) | set(b), key=str):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += differences(x, y, f"{prefix}{key}.")
-        elif x != y:
-            out.append((f"{prefix}{key}", x, y))
-    return out
-
-
-def describe(diffs, limit=3):
-    """'model.name: resnet18 there, tv_resnet18 here; ...' for the first few differences."""
-    text = "; ".join(f"{k}: {x} there, {y} here" for k, x, y in diffs[:limit])
-    return text + (f"; and {len(diffs) - limit} more" if len(diffs) > limit else "")
-
 
 
 def one_line(exc):
@@ -294,3 +222,24 @@ def unknown_key(dotted):
     close = difflib.get_close_matches(leaf, keys, n=1)
     hint = f"did you mean {'.'.join([*parents, close[0]])}? " if close else ""
     return f"{dotted} is not a config key ({hint}allowed: {', '.join(keys)})"
+
+
+def device_type(cfg):
+    """`cuda` or `cpu`: where a job with this config trains (train.device with `auto` decided)."""
+    if cfg.train.device != "auto":
+        return cfg.train.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+
+
+def compose(overrides=()):
+    """The job config `python train.py OVERRIDES` would run (no `hydra` node), composed in-process."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_dir
+
+    with initialize_config_dir(str(CONF_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))

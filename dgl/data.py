@@ -168,24 +168,29 @@ def make_synthetic(n_train=1024, n_test=512, image_size=32, num_classes=10, seed
                    (0.5, 0.5, 0.5), (0.25, 0.25, 0.25), num_classes)
 
 
+def _root(cfg):
+    return os.path.expanduser(str(cfg.root))
+
+
+# name -> (check the data is there (downloading CIFAR-10 if allowed), load it); cfg: `data` node
+DATASETS = {
+    "cifar10": (lambda cfg: ensure_cifar10(_root(cfg), cfg.download),
+                lambda cfg: load_cifar10(_root(cfg), cfg.download)),
+    "fashion_mnist": (lambda cfg: ensure_fashion_mnist(_root(cfg)),
+                      lambda cfg: load_fashion_mnist(_root(cfg))),
+    "synthetic": (lambda cfg: None,
+                  lambda cfg: make_synthetic(cfg.n_train, cfg.n_test, cfg.image_size)),
+}
+
+
 def ensure_available(cfg):
-    """Check (and for CIFAR-10, download if allowed) the data of a `data` config node
-    before a job starts, so a missing dataset stops the command before any job folder exists."""
-    if cfg.name == "cifar10":
-        ensure_cifar10(os.path.expanduser(str(cfg.root)), cfg.download)
-    elif cfg.name == "fashion_mnist":
-        ensure_fashion_mnist(os.path.expanduser(str(cfg.root)))
+    """Check the data of a `data` config node before a job starts, so a missing dataset
+    stops the command before any job folder exists."""
+    DATASETS[cfg.name][0](cfg)
 
 
 def load_dataset(cfg):
-    """cfg: the `data` config node."""
-    if cfg.name == "cifar10":
-        return load_cifar10(os.path.expanduser(str(cfg.root)), cfg.download)
-    if cfg.name == "fashion_mnist":
-        return load_fashion_mnist(os.path.expanduser(str(cfg.root)))
-    if cfg.name == "synthetic":
-        return make_synthetic(cfg.n_train, cfg.n_test, cfg.image_size)
-    raise DataError(f"data: unknown dataset {cfg.name!r} (allowed: cifar10, fashion_mnist, synthetic)")
+    return DATASETS[cfg.name][1](cfg)
 
 
 # -------------------------------------------------------------------------- augmentation

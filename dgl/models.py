@@ -58,9 +58,11 @@ def tv_resnet18(num_classes=10, in_channels=3):
     return model
 
 
+MODELS = {  # name -> builder(width, num_classes, in_channels)
+    "resnet18": ResNet18,
+    "tv_resnet18": lambda width, num_classes, in_channels: tv_resnet18(num_classes, in_channels),
+}
+
+
 def build_model(name, width=1.0, num_classes=10, in_channels=3):
-    if name == "resnet18":
-        return ResNet18(width, num_classes, in_channels)
-    if name == "tv_resnet18":
-        return tv_resnet18(num_classes, in_channels)
-    raise ValueError(f"model: unknown model {name!r} (allowed: resnet18, tv_resnet18)")
+    return MODELS[name](width, num_classes, in_channels)

@@ -33,11 +33,12 @@ def asymmetric_noise(labels, rate, seed, class_map=CIFAR10_ASYMMETRIC):
     return noisy
 
 
+NOISES = {  # name -> draw(labels, rate, seed, num_classes)
+    "symmetric": symmetric_noise,
+    "asymmetric": lambda labels, rate, seed, num_classes: asymmetric_noise(labels, rate, seed),
+    "none": lambda labels, rate, seed, num_classes: np.asarray(labels, dtype=np.int64).copy(),
+}
+
+
 def make_noisy_labels(kind, labels, rate, seed, num_classes=10):
-    if kind == "symmetric":
-        return symmetric_noise(labels, rate, seed, num_classes)
-    if kind == "asymmetric":
-        return asymmetric_noise(labels, rate, seed)
-    if kind == "none":
-        return np.asarray(labels, dtype=np.int64).copy()
-    raise ValueError(f"noise: unknown kind {kind!r} (allowed: symmetric, asymmetric, none)")
+    return NOISES[kind](labels, rate, seed, num_classes)

@@ -3,17 +3,18 @@ and the folder holds nothing produced by another config.
 
 They run three times, always before anything trains: for a single run in a Hydra callback
 (before Hydra creates the run folder), for a sweep in the `dgl` sweeper (every job, before
-the sweep folder exists or any job starts, whatever the launcher), and again in each job
-(dgl.run), which may start much later on another machine.
+the sweep folder exists or any job starts, whatever the launcher; `hydra/launcher=list`
+runs them itself), and again in each job (dgl.run), which may start much later on another
+machine.
 """
 
 from pathlib import Path
 
 from hydra.experimental.callback import Callback
-from omegaconf import OmegaConf
+from omegaconf import OmegaConf, open_dict
 
-from dgl import records
-from dgl.config import ConfigError, computational, describe, differences, identity, validate
+from dgl import identity, records
+from dgl.config import ConfigError, device_type, validate
 
 
 def check_folder(cfg, job_dir):
@@ -21,12 +22,13 @@ def check_folder(cfg, job_dir):
     recorded = records.read_config(job_dir)
     if recorded is None:
         return
-    theirs, mine = computational(recorded), identity(cfg)
+    theirs = identity.computational(recorded)
+    mine = identity.computational(identity.recorded(cfg, device_type(cfg)))
     if theirs.get("train", {}).get("precision") == "auto":  # recorded before precision was resolved
         theirs["train"]["precision"] = mine["train"]["precision"]
-    diffs = differences(theirs, mine)
+    diffs = identity.differences(theirs, mine)
     if diffs:
-        raise ConfigError(f"{job_dir} holds a run of another config ({describe(diffs)}); it is "
+        raise ConfigError(f"{job_dir} holds a run of another config ({identity.describe(diffs)}); it is "
                           f"neither reused nor overwritten: give this run its own folder "
                           f"(hydra.run.dir=... or hydra.sweep.dir=...)")
 
@@ -54,8 +56,26 @@ def check_job(cfg, job_dir, data_checked=None):
 
 def task_config(config):
     """A Hydra config without its `hydra` node (what the task function receives)."""
-    task = OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
-    return task
+    return OmegaConf.masked_copy(config, [k for k in config if k != "hydra"])
+
+
+def sweep_job(hydra_context, config, overrides, num):
+    """Job `num` of a sweep composed as a launcher composes it: Hydra's load_sweep_config,
+    then hydra.job.num and hydra.job.id set as Hydra's basic launcher sets them."""
+    sweep_config = hydra_context.config_loader.load_sweep_config(config, list(overrides))
+    with open_dict(sweep_config):
+        sweep_config.hydra.job.id = sweep_config.hydra.job.num = num
+    return sweep_config
+
+
+def check_sweep_job(sweep_config, data_checked=None):
+    """check_job for one job of a sweep (from sweep_job); returns the job's folder."""
+    from hydra.core.hydra_config import HydraConfig
+
+    HydraConfig.instance().set_config(sweep_config)  # for ${hydra:...} in the job's config
+    folder = Path(sweep_config.hydra.sweep.dir) / str(sweep_config.hydra.sweep.subdir)
+    check_job(task_config(sweep_config), folder, data_checked)
+    return folder
 
 
 class Preflight(Callback):

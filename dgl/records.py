@@ -9,7 +9,9 @@ import io
 import json
 import math
 import os
+import platform
 import subprocess
+import sys
 import tempfile
 import threading
 from pathlib import Path
@@ -145,17 +147,59 @@ def read_result(run_dir):
 
 
 def read_config(run_dir):
-    """The config a job folder was started with, as a dict: its config.yaml, else the
-    `config` of its result.json; None for a folder no run has started in."""
+    """The config a job folder was started with, as a dict (its config.yaml); None for a
+    folder no run has started in. An unreadable config.yaml makes the folder's contents
+    unknown: ConfigError, so that nothing in it is resumed or reused."""
     import yaml
 
+    from dgl.config import ConfigError
+
+    path = Path(run_dir) / CONFIG
+    if not path.exists():
+        recorded = (read_result(run_dir) or {}).get("config")  # a folder from before config.yaml
+        return recorded if isinstance(recorded, dict) else None
     try:
-        recorded = yaml.safe_load((Path(run_dir) / CONFIG).read_text())
-    except (OSError, yaml.YAMLError):
-        recorded = None
-    if not isinstance(recorded, dict):
-        recorded = (read_result(run_dir) or {}).get("config")
-    return recorded if isinstance(recorded, dict) else None
+        recorded = yaml.safe_load(path.read_text())
+        why = None if isinstance(recorded, dict) else "not a config"
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        why = str(e).splitlines()[0]
+    if why:
+        raise ConfigError(f"{path} is unreadable ({why}), so what its folder holds is unknown: "
+                          f"nothing there is resumed or reused; move the folder away to run this job")
+    return recorded
+
+
+def run_result(config, overrides, status, progress=None, *, device_name=None, error=None, tb=None):
+    """A run's result.json, for every status. config: the recorded config (dgl.identity.recorded);
+    progress: the trainer's state (epoch, best_acc, elapsed, history, metrics), None for a
+    run that failed before training."""
+    from dgl.identity import fingerprint
+
+    p = progress or {"epoch": 0, "best_acc": 0.0, "elapsed": 0.0, "metrics": [],
+                     "history": {"epoch": [], "test_acc": [], "test_error": []}}
+    accs, cosines = p["history"]["test_acc"], [r["cos_struct_value"] for r in p["metrics"]]
+    final_acc = accs[-1] if accs and status == "completed" else None
+    best_acc = p["best_acc"] if accs else None
+    torch = sys.modules.get("torch")
+    model, train = config["model"], config["train"]
+    return {
+        "status": status,
+        "width_mult": float(model["width"]), "lr": float(config["lr"]),
+        "noise_rate": float(config["noise"]["rate"]), "lambda": float(config["lam"]),
+        "seed": int(config["seed"]),
+        "test_acc": final_acc, "test_error": None if final_acc is None else 1 - final_acc,
+        "best_acc": best_acc, "best_error": None if best_acc is None else 1 - best_acc,
+        "avg_cos_struct_value": float(np.mean(cosines)) if cosines else None,
+        "time_seconds": p["elapsed"], "history": p["history"],
+        "model": model["name"], "dataset": config["data"]["name"], "noise": config["noise"]["name"],
+        "epochs": int(train["epochs"]), "batch_size": int(train["batch_size"]),
+        "value_every": int(train["value_every"]), "precision": train["precision"],
+        "deterministic": train.get("deterministic"), "epochs_completed": p["epoch"],
+        "code_version": code_version(), "torch_version": torch.__version__ if torch else None,
+        "host": platform.node(), "device_name": device_name,
+        "overrides": list(overrides), "config": config, "fingerprint": fingerprint(config),
+        "error": error, "traceback": tb,
+    }
 
 
 def is_finished(run_dir):

@@ -1,24 +1,8 @@
 """OmegaConf resolvers used by conf/ (registered when `dgl` is imported)."""
 
-import hashlib
-
 from omegaconf import OmegaConf
 
-MAX_NAME_BYTES = 200  # most filesystems allow 255 bytes per folder name; leave room for suffixes
-
-
-def dirname(override_dirname, experiment=None):
-    """A job's folder name: its overrides (Hydra's override_dirname), after `experiment=NAME`
-    when given (single runs), or `default`. A name past MAX_NAME_BYTES keeps a readable
-    prefix and ends in a hash of the whole name; the overrides themselves are always in
-    the job's .hydra/overrides.yaml and result.json."""
-    name = ",".join(p for p in (f"experiment={experiment}" if experiment else "", override_dirname) if p)
-    name = name.replace("/", "_") or "default"
-    if len(name.encode()) <= MAX_NAME_BYTES:
-        return name
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    prefix = name.encode()[:MAX_NAME_BYTES - 40].decode(errors="ignore").rstrip(",")
-    return f"{prefix}...{digest}"
+from dgl.identity import folder_name
 
 
 def lam_grid(table, noise_rate, index):
@@ -32,7 +16,17 @@ def lam_grid(table, noise_rate, index):
     return grid[int(index)]
 
 
+def dirname(overrides, experiment=None):
+    """A job's folder name from its override list (the rule: dgl.identity.folder_name)."""
+    return folder_name(list(overrides), experiment)
+
+
+def tenth(epochs):
+    """Every 10% of the epochs (the notebooks evaluate every 10 of 100), at least every epoch."""
+    return max(1, int(epochs) // 10)
+
+
 def register():
-    for name, fn in (("dgl.dirname", dirname), ("dgl.lam_grid", lam_grid)):
+    for name, fn in (("dgl.dirname", dirname), ("dgl.lam_grid", lam_grid), ("dgl.tenth", tenth)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

@@ -15,8 +15,8 @@ from pathlib import Path
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import OmegaConf
 
-from dgl import records
-from dgl.config import ConfigError, record
+from dgl import identity, records
+from dgl.config import ConfigError, device_type
 from dgl.data import DataError
 from dgl.preflight import check_job
 
@@ -43,12 +43,15 @@ def run(cfg):
     with lock:
         if records.is_finished(run_dir):  # another process finished it while we looked
             return records.read_result(run_dir)
+        config = identity.recorded(cfg, device_type(cfg))
         if records.read_config(run_dir) is None:  # the folder's identity, before any training
-            records.write_text(run_dir / records.CONFIG, OmegaConf.to_yaml(record(cfg)))
+            records.write_text(run_dir / records.CONFIG, OmegaConf.to_yaml(config))
         from dgl.trainer import train  # torch is imported only for jobs that train
 
         try:
-            return train(cfg, run_dir, overrides)
+            result = train(cfg, run_dir, overrides)
+            lock.path.unlink(missing_ok=True)  # finished: no process trains here any more
+            return result
         except DataError as e:
             raise SystemExit(f"error: {e}") from None
         except KeyboardInterrupt:  # Ctrl-C: one line, not a traceback
@@ -59,9 +62,6 @@ def run(cfg):
             raise SystemExit(130) from None
         except Exception as e:
             log.error(f"failed: {type(e).__name__}: {e} (recorded in {run_dir / records.RESULT})")
-            records.write_json(run_dir / records.RESULT, {
-                "status": "failed", "error": f"{type(e).__name__}: {e}",
-                "traceback": traceback.format_exc(), "overrides": overrides,
-                "config": record(cfg), "code_version": records.code_version(),
-            })
+            records.write_json(run_dir / records.RESULT, records.run_result(
+                config, overrides, "failed", error=f"{type(e).__name__}: {e}", tb=traceback.format_exc()))
             raise

@@ -4,19 +4,17 @@ import logging
 import math
 import os
 import pickle
-import platform
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 import torch
-from omegaconf import OmegaConf
 from tqdm import tqdm
 
-from dgl import records
-from dgl.config import fingerprint, record
-from dgl.data import Normalize, augment_epoch, load_dataset
-from dgl.dual_step import DualGradientStep, GraphedStep
+from dgl import identity, records
+from dgl.data import augment_epoch
+from dgl.engine import WARM, set_kernels, use_compile_cache
 from dgl.models import build_model
 from dgl.noise import make_noisy_labels
 
@@ -52,151 +50,34 @@ def _fmt_seconds(s):
     return f"{int(s // 60)}m{int(s % 60):02d}s"
 
 
-class Engine:
-    """What a worker process keeps between jobs of one shape (model, width, data, batch size,
-    precision, speed options, device): the dataset on the device, the model, its compiled
-    module, the optimizer, the flat gradient buffers and the captured CUDA graphs. A new job
-    writes its initial weights and a fresh optimizer state into the same tensors, so the
-    compiled code and the graphs stay valid and its first epoch costs a steady one."""
-
-    def __init__(self, key, cfg, device, autocast_dtype, dataset, model):
-        self.key, self.device = key, device
-        cuda = device.type == "cuda"
-        memory_format = torch.channels_last if cuda else torch.contiguous_format
-        net = torch.nn.Sequential(Normalize(dataset.mean, dataset.std, channels_last=cuda), model)
-        self.model, self.net = model, net.to(device, memory_format=memory_format)
-        t = cfg.train
-        self.optimizer = torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=t.momentum,
-                                         weight_decay=t.weight_decay, foreach=cuda)
-        self.use_compile, self.use_graphs = t.compile and cuda, t.cuda_graphs and cuda
-        self.fast_net = torch.compile(self.net) if self.use_compile else self.net
-        self.step = DualGradientStep(self.fast_net, self.optimizer, cfg.lam, autocast_dtype)
-        batch_shape = (t.batch_size, *dataset.train_images.shape[1:])
-        self.graphed = GraphedStep(self.step, batch_shape) if self.use_graphs else None
-        self.side_stream = torch.cuda.Stream() if self.use_graphs else None
-        self.steps_here = 0  # steps taken on this engine (graphs are captured after a warm-up)
-        self.momentum = {}   # parameter -> its momentum buffer, once the optimizer made one
-        self.jobs = 0        # jobs started on this engine
-
-    def start_job(self, cfg, initial_model):
-        """Reset to a fresh run: initial_model's weights and buffers, no optimizer state."""
-        if initial_model is not self.model:  # a reused engine
-            with torch.no_grad():
-                for mine, theirs in ((self.model.parameters(), initial_model.parameters()),
-                                     (self.model.buffers(), initial_model.buffers())):
-                    for dst, src in zip(mine, theirs, strict=True):
-                        dst.copy_(src)
-        for group in self.optimizer.param_groups:
-            group.update(lr=cfg.lr, momentum=cfg.train.momentum, weight_decay=cfg.train.weight_decay)
-            group.pop("initial_lr", None)  # the new scheduler takes it from lr
-        self.momentum = {p: s["momentum_buffer"] for p, s in self.optimizer.state.items()
-                         if s.get("momentum_buffer") is not None}
-        # With dampening 0 the first step's buf * momentum + g is g exactly, as a fresh
-        # optimizer's clone of g: zeroing keeps the tensors the graphs captured.
-        for buf in self.momentum.values():
-            buf.zero_()
-        self.step.reset(cfg.lam)
-
-    def keep_optimizer_tensors(self):
-        """After optimizer.load_state_dict (resume), which makes new momentum tensors: copy
-        them into the ones the captured graphs use, and put those back."""
-        for p, buf in self.momentum.items():
-            state = self.optimizer.state[p]
-            buf.copy_(state["momentum_buffer"])
-            state["momentum_buffer"] = buf
-
-
-_engine = None  # this process's Engine: one shape at a time
-_data = None    # (key, dataset, tensors on the device): the last dataset loaded
-
-
-def shape_key(cfg, device, precision):
-    d, t = cfg.data, cfg.train
-    data = (d.name, d.n_train, d.n_test, d.image_size) if d.name == "synthetic" else (d.name,)
-    return (cfg.model.name, float(cfg.model.width), data, t.batch_size, precision, t.compile,
-            t.cuda_graphs, d.on_device, str(device))
-
-
-def drop_engine():
-    """Free the cached engine (and its compiled code): on a shape change, or after a failure."""
-    global _engine
-    if _engine is None:
-        return
-    compiled, cuda, _engine = _engine.use_compile, _engine.device.type == "cuda", None
-    if compiled:
-        torch._dynamo.reset()  # its code cache would count the next model as a recompile
-    if cuda:
-        torch.cuda.empty_cache()
-
-
-def load_data(cfg, device):
-    """The dataset, with its uint8 images and clean labels where the batches are cut (the
-    device, unless data.on_device=false); cached for the next job on the same data."""
-    global _data
-    key = (OmegaConf.to_yaml(cfg.data, resolve=True), str(device))
-    if _data is None or _data[0] != key:
-        _data = None
-        dataset = load_dataset(cfg.data)
-        storage = device if cfg.data.on_device else torch.device("cpu")
-        _data = (key, dataset, {
-            "train_images": dataset.train_images.to(storage),
-            "labels_clean": torch.from_numpy(dataset.train_labels).to(storage),
-            "test_images": dataset.test_images.to(device),
-            "test_labels": torch.from_numpy(dataset.test_labels).to(device)})
-    return _data[1], _data[2]
-
-
-def use_compile_cache(path):
-    """Keep Inductor's and Triton's caches in `path` (shared by a sweep's jobs), not /tmp."""
-    if path:
-        path = os.path.expanduser(str(path))
-        os.environ["TORCHINDUCTOR_CACHE_DIR"] = path
-        os.environ["TRITON_CACHE_DIR"] = os.path.join(path, "triton")
+def _fmt(x, spec=".4f"):
+    return "n/a" if x is None else format(x, spec)
 
 
 class Trainer:
     """One run: everything built from the config in __init__, then fit().
     Resumes from <run_dir>/checkpoint.pt when there is one. The model, optimizer and
-    compiled step come from this process's Engine when the last job had the same shape."""
+    compiled step come from this process's warm engine when the last job had the same shape."""
 
     def __init__(self, cfg, run_dir, overrides=()):
-        global _engine
         self.cfg, self.run_dir, self.overrides = cfg, Path(run_dir), list(overrides)
         t = cfg.train
-        device = self.device = resolve_device(t.device)
-        self.cuda = cuda = device.type == "cuda"
-        self.precision = t.precision if t.precision != "auto" else ("bf16" if cuda else "fp32")
+        self.device = resolve_device(t.device)
+        self.cuda = self.device.type == "cuda"
+        self.precision = identity.resolve_precision(t.precision, self.device.type)
         self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
-        if cuda:
-            torch.backends.cudnn.benchmark = True  # fixed shapes: let cuDNN pick its fastest kernels
-            if t.compile:
-                use_compile_cache(t.compile_cache)
+        set_kernels(t.deterministic)  # before anything is compiled or captured
+        if self.cuda and t.compile:
+            use_compile_cache(t.compile_cache)
 
-        self.dataset, tensors = load_data(cfg, device)
-        dataset = self.dataset
-        clean = dataset.train_labels
-        noisy = make_noisy_labels(cfg.noise.name, clean, cfg.noise.rate, cfg.seed, dataset.num_classes)
-        if not (self.run_dir / records.LABELS).exists():
-            records.write_labels(self.run_dir / records.LABELS, clean, noisy)
-
-        # The notebooks' seeding, in their order: seed everything, draw the noise (NumPy,
-        # reseeded inside), then build the model on the CPU, so the same seed gives the
-        # same initial weights as the notebooks.
-        torch.manual_seed(cfg.seed)
-        torch.cuda.manual_seed_all(cfg.seed)
-        np.random.seed(cfg.seed)
-        initial = build_model(cfg.model.name, cfg.model.width, dataset.num_classes, dataset.channels)
-        key = shape_key(cfg, device, self.precision)
-        if _engine is None or _engine.key != key:
-            drop_engine()
-            _engine = Engine(key, cfg, device, self.autocast_dtype, dataset, initial)
-        engine = self.engine = _engine
-        engine.start_job(cfg, initial)
-        engine.jobs += 1
-        log.info(f"engine: {'warm, job ' + str(engine.jobs) + ' on it' if engine.jobs > 1 else 'new'} (pid {os.getpid()})")
+        self.dataset, tensors = WARM.data(cfg, self.device)
+        noisy = self.noisy_labels()
+        initial = self.initial_model()
+        engine = self.engine = WARM.engine_for(cfg, self.device, self.precision, self.autocast_dtype,
+                                               self.dataset, initial)
+        log.info(f"engine: {f'warm, job {engine.jobs} on it' if engine.jobs > 1 else 'new'} (pid {os.getpid()})")
         self.model, self.net, self.fast_net = engine.model, engine.net, engine.fast_net
         self.optimizer, self.step, self.graphed = engine.optimizer, engine.step, engine.graphed
-        self.use_compile, self.use_graphs = engine.use_compile, engine.use_graphs
         # epochs 50 and 75 of 100, as in the notebooks; never epoch 0 in short runs
         milestones = [max(1, int(f * t.epochs)) for f in t.milestones]
         self.scheduler = torch.optim.lr_scheduler.MultiStepLR(self.optimizer, milestones, gamma=t.gamma)
@@ -217,38 +98,63 @@ class Trainer:
             self.load_checkpoint()
             engine.keep_optimizer_tensors()
 
+    def noisy_labels(self):
+        """The notebooks' noisy labels for this seed, recorded in labels.npz."""
+        cfg, clean = self.cfg, self.dataset.train_labels
+        noisy = make_noisy_labels(cfg.noise.name, clean, cfg.noise.rate, cfg.seed, self.dataset.num_classes)
+        if not (self.run_dir / records.LABELS).exists():
+            records.write_labels(self.run_dir / records.LABELS, clean, noisy)
+        return noisy
+
+    def initial_model(self):
+        """The notebooks' seeding, in their order: seed everything, then build the model on
+        the CPU, so the same seed gives the same initial weights as the notebooks."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        torch.cuda.manual_seed_all(cfg.seed)
+        np.random.seed(cfg.seed)
+        return build_model(cfg.model.name, cfg.model.width, self.dataset.num_classes, self.dataset.channels)
+
     # ------------------------------------------------------------------ checkpoints
     def save_checkpoint(self):
-        """Snapshot the full training state to host memory now; write it in the background."""
+        """Snapshot the full training state to host memory now; write it in the background.
+        Tensors and plain values only, so that loading it runs no code (weights_only)."""
+        scheduler = self.scheduler.state_dict()
+        scheduler["milestones"] = dict(scheduler["milestones"])  # a Counter: not a plain value
+        name, keys, pos, has_gauss, gauss = np.random.get_state()
         self.saver.save(self.checkpoint_path, records.to_cpu({
             "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "value_dir": self.step.per_parameter(self.step.value_dir),
+            "scheduler": scheduler, "value_dir": self.step.per_parameter(self.step.value_dir),
             "data_rng": self.data_rng.get_state(), "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if self.cuda else None,
-            "numpy_rng": np.random.get_state(), "state": self.state,
+            "numpy_rng": [name, torch.from_numpy(keys.astype(np.int64)), pos, has_gauss, gauss],
+            "state": self.state,
         }))
 
     def load_checkpoint(self):
         try:
-            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=False)
-        except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # truncated or garbled
+            ckpt = torch.load(self.checkpoint_path, map_location=self.device, weights_only=True)
+        except (RuntimeError, EOFError, pickle.UnpicklingError) as e:  # truncated, garbled or foreign
             corrupt, n = self.checkpoint_path.with_name(records.CHECKPOINT + ".corrupt"), 1
             while corrupt.exists():  # keep every bad file for inspection
                 corrupt, n = corrupt.with_name(f"{records.CHECKPOINT}.corrupt{n}"), n + 1
             os.replace(self.checkpoint_path, corrupt)
-            log.warning(f"unreadable checkpoint {self.checkpoint_path} ({str(e).splitlines()[0]}): "
-                        f"moved to {corrupt.name}; starting over from epoch 0")
+            log.warning(f"unreadable checkpoint {self.checkpoint_path} (truncated, garbled, or holding more "
+                        f"than tensors and plain values: {str(e).splitlines()[0][:100]}): moved to "
+                        f"{corrupt.name}; starting over from epoch 0")
             return
         self.model.load_state_dict(ckpt["model"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         self.scheduler.load_state_dict(ckpt["scheduler"])
+        self.scheduler.milestones = Counter(self.scheduler.milestones)
         for view, saved in zip(self.step.per_parameter(self.step.value_dir), ckpt["value_dir"]):
             view.copy_(saved)
         self.data_rng.set_state(ckpt["data_rng"].cpu())
         torch.set_rng_state(ckpt["torch_rng"].cpu())
         if self.cuda and ckpt["cuda_rng"] is not None:
             torch.cuda.set_rng_state_all([s.cpu() for s in ckpt["cuda_rng"]])
-        np.random.set_state(ckpt["numpy_rng"])
+        name, keys, pos, has_gauss, gauss = ckpt["numpy_rng"]
+        np.random.set_state((name, keys.cpu().numpy().astype(np.uint32), pos, has_gauss, gauss))
         self.state.update(ckpt["state"])
         log.info(f"resumed from {self.checkpoint_path} at epoch {self.state['epoch']}/{self.cfg.train.epochs}")
 
@@ -289,7 +195,8 @@ class Trainer:
         cfg, t, state = self.cfg, self.cfg.train, self.state
         log.info(f"{cfg.model.name} width {cfg.model.width} | {self.dataset.name} {cfg.noise.name} {cfg.noise.rate} | "
                  f"lam {cfg.lam} lr {cfg.lr} seed {cfg.seed} | {self.device} {self.precision}"
-                 f"{' compile' if self.use_compile else ''}{' cuda-graphs' if self.use_graphs else ''} | {self.run_dir}")
+                 f"{' compile' if self.engine.use_compile else ''}{' cuda-graphs' if self.engine.use_graphs else ''}"
+                 f"{' deterministic' if t.deterministic else ''} | {self.run_dir}")
         first_epoch = state["epoch"]
         for epoch in range(first_epoch, t.epochs):
             start = time.perf_counter()
@@ -325,34 +232,20 @@ class Trainer:
         return self.finish()
 
     def finish(self):
-        cfg, t, state = self.cfg, self.cfg.train, self.state
-        history = state["history"]
-        final_acc = history["test_acc"][-1] if history["test_acc"] and state["status"] == "completed" else None
-        best_acc = state["best_acc"] if history["test_acc"] else None
-        result = {
-            "status": state["status"],
-            "width_mult": float(cfg.model.width), "lr": float(cfg.lr), "noise_rate": float(cfg.noise.rate),
-            "lambda": float(cfg.lam), "seed": int(cfg.seed),
-            "test_acc": final_acc, "test_error": None if final_acc is None else 1 - final_acc,
-            "best_acc": best_acc, "best_error": None if best_acc is None else 1 - best_acc,
-            "avg_cos_struct_value": (float(np.mean([r["cos_struct_value"] for r in state["metrics"]]))
-                                     if state["metrics"] else None),
-            "time_seconds": state["elapsed"], "history": history,
-            "model": cfg.model.name, "dataset": self.dataset.name, "noise": cfg.noise.name,
-            "epochs": int(t.epochs), "batch_size": int(t.batch_size), "value_every": int(t.value_every),
-            "precision": self.precision, "epochs_completed": state["epoch"],
-            "code_version": records.code_version(), "torch_version": torch.__version__,
-            "host": platform.node(), "device_name": torch.cuda.get_device_name(self.device) if self.cuda else "cpu",
-            "overrides": self.overrides, "config": record(cfg), "error": None,
-            "fingerprint": fingerprint(cfg),
-        }
+        state = self.state
+        result = records.run_result(identity.recorded(self.cfg, self.device.type), self.overrides,
+                                    state["status"], state, device_name=self.device_name())
         self.saver.wait()
         records.write_json(self.run_dir / records.RESULT, result)
         if self.checkpoint_path.exists():
             os.unlink(self.checkpoint_path)  # result.json holds everything a finished run needs
-        log.info(f"{state['status']}: best error {result['best_error']} | final error {result['test_error']} | "
-                 f"mean cos {result['avg_cos_struct_value']} | {_fmt_seconds(state['elapsed'])}")
+        log.info(f"{state['status']}: best error {_fmt(result['best_error'])} | final error "
+                 f"{_fmt(result['test_error'])} | mean cos {_fmt(result['avg_cos_struct_value'], '+.4f')} | "
+                 f"{_fmt_seconds(state['elapsed'])}")
         return result
+
+    def device_name(self):
+        return torch.cuda.get_device_name(self.device) if self.cuda else "cpu"
 
 
 def train(cfg, run_dir, overrides=()):
@@ -364,5 +257,5 @@ def train(cfg, run_dir, overrides=()):
     except BaseException:
         if trainer is not None:
             trainer.saver.settle()
-        drop_engine()  # its state is undefined now; the next job builds a fresh one
+        WARM.drop()  # its state is undefined now; the next job builds a fresh one
         raise

@@ -12,8 +12,8 @@
 set -u
 cap=$1 experiment=$2
 shift 2
-sweep=$(python3 -c "import sys; sys.path.insert(0, '.'); from tests.helpers import make_cfg
-print(make_cfg(['experiment=$experiment', *[a for a in sys.argv[1:] if not a.startswith('hydra.')]]).name)" "$@") || exit 1
+sweep=$(python3 -c "import sys; from dgl.config import compose
+print(compose(['experiment=$experiment', *[a for a in sys.argv[1:] if not a.startswith('hydra.')]]).name)" "$@") || exit 1
 kept=docs/validation/runs/$sweep
 mkdir -p "outputs/$sweep" "${OUT:-/tmp}"
 [ -d "$kept" ] && cp -r "$kept"/. "outputs/$sweep"/

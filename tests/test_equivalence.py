@@ -11,7 +11,7 @@ from dgl.data import augment_epoch
 from dgl.noise import make_noisy_labels
 from dgl.trainer import Trainer
 from tests.helpers import make_cfg
-from tests.notebook_reference import notebook_loop
+from benchmarks.notebook_loop import notebook_loop
 
 
 @pytest.mark.parametrize("model_name,width", [("resnet18", 0.125), ("tv_resnet18", 1.0)])

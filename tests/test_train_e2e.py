@@ -119,6 +119,60 @@ def test_truncated_checkpoint_is_named_set_aside_and_the_job_starts_over(tmp_pat
     assert list(pd.read_csv(run_dir / "metrics.csv").epoch) == list(range(1, epochs + 1))
 
 
+class _RunsCode:
+    """A pickle that runs a shell command when it is loaded."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_holding_code_is_refused_not_run(tmp_path):
+    """A checkpoint.pt placed in an interrupted run's folder (a shared or copied outputs
+    folder) must not run code when the job resumes: it is set aside, and the run starts over."""
+    import torch
+
+    run_dir, epochs, marker = tmp_path / "run", 5, tmp_path / "pwned"
+    _kill_after_3_epochs(run_dir, epochs)
+    torch.save({"state": _RunsCode(marker)}, run_dir / "checkpoint.pt")
+
+    rerun = subprocess.run(_train_cmd(run_dir, epochs), capture_output=True, text=True, cwd=REPO, check=False)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not marker.exists()
+    warning = [line for line in rerun.stdout.splitlines() if "unreadable checkpoint" in line]
+    assert len(warning) == 1 and "starting over from epoch 0" in warning[0]
+    assert (run_dir / "checkpoint.pt.corrupt").exists()
+    assert json.loads((run_dir / "result.json").read_text())["epochs_completed"] == epochs
+
+
+def test_an_unreadable_config_yaml_makes_the_folder_unknown(tmp_path):
+    """A folder whose identity file cannot be read holds an unknown run: a job of another
+    config (lam 0.9 here) must not resume the checkpoint it finds there (a lam 0.4 run's)."""
+    run_dir, epochs = tmp_path / "run", 5
+    _kill_after_3_epochs(run_dir, epochs)
+    (run_dir / "config.yaml").write_bytes(b"\x00\xff{[")
+    checkpoint = (run_dir / "checkpoint.pt").read_bytes()
+
+    rerun = subprocess.run([*_train_cmd(run_dir, epochs), "lam=0.9"], capture_output=True, text=True,
+                           cwd=REPO, check=False)
+    lines = rerun.stderr.strip().splitlines()
+    assert rerun.returncode != 0 and len(lines) == 1, rerun.stderr
+    assert lines[0].startswith("error: ") and "config.yaml is unreadable" in lines[0]
+    assert "nothing there is resumed or reused" in lines[0]
+    assert (run_dir / "checkpoint.pt").read_bytes() == checkpoint and not (run_dir / "result.json").exists()
+
+
+def test_a_finished_run_leaves_no_lock_and_logs_rounded_numbers(tmp_path):
+    proc = run_train([*TINY, "train.epochs=1", f"hydra.run.dir={tmp_path}"])
+    assert not (tmp_path / ".lock").exists()
+    final = [line for line in proc.stdout.splitlines() if "best error" in line][0]
+    assert re.search(r"best error \d\.\d{4} \| final error \d\.\d{4} \| mean cos [+-]\d\.\d{4} \|", final), final
+
+
 @pytest.fixture
 def small_filesystem(tmp_path):
     """A real 1 MB filesystem (tmpfs): too small for one checkpoint of the TINY model."""

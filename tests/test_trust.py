@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from dgl.resolvers import MAX_NAME_BYTES, dirname
+from dgl.identity import MAX_NAME_BYTES, folder_name
 from tests.helpers import TINY, run_train
 
 QUICK = [*TINY, "train.epochs=1"]
@@ -116,7 +116,7 @@ def test_a_single_run_of_an_experiment_gets_its_own_folder(tmp_path):
     run_train(["experiment=fmnist_transition_scan", *QUICK], cwd=tmp_path)  # the command line's data wins
     folders = sorted(p.name for p in (tmp_path / "outputs" / "runs").iterdir())
     assert len(folders) == 2 and folders[1] == "experiment=fmnist_transition_scan," + folders[0], folders
-    assert dirname("", None) == "default"
+    assert folder_name([], None) == "default"
 
 
 def test_long_override_lists_get_a_short_readable_folder(tmp_path):
@@ -133,8 +133,10 @@ def test_long_override_lists_get_a_short_readable_folder(tmp_path):
     result = json.loads((job / "result.json").read_text())
     assert result["status"] == "completed" and "lam=0.123456789" in result["overrides"]
     # a name past the limit ends in a hash of the whole name: different overrides, different folders
-    a, b = dirname(",".join(many) + ",x=1"), dirname(",".join(many) + ",x=2")
+    a, b = folder_name([*many, "x=1"]), folder_name([*many, "x=2"])
     assert a != b and a[:60] == b[:60]
+    # keys that change nothing computed stay out of the name; lam_index (a selector) stays in
+    assert folder_name(["lam_index=2", "train.device=cpu", "data.root=/x", "train.deterministic=false"]) == "lam_index=2"
 
 
 def test_list_writes_nothing_and_shows_each_jobs_lambda(tmp_path):

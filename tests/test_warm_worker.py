@@ -160,12 +160,13 @@ def test_memory_does_not_grow_from_job_to_job(tmp_path):
     """Six jobs in this process on one engine: every finished job's Trainer is freed,
     and the resident memory after the third job stays where it is."""
     from dgl import trainer as trainer_module
+    from dgl.engine import WARM
 
     def rss_mb():
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
 
-    trainer_module.drop_engine()
+    WARM.drop()
     made, rss, engines = [], [], set()
     original_init = trainer_module.Trainer.__init__
 
@@ -187,3 +188,35 @@ def test_memory_does_not_grow_from_job_to_job(tmp_path):
     assert len(engines) == 1, "the six jobs did not share one engine"
     assert all(ref() is None for ref in made), "a finished job's Trainer is still alive"
     assert rss[-1] - rss[2] < 20, f"resident memory grew: {[round(x) for x in rss]} MB"
+
+
+def test_each_job_runs_under_its_own_kernel_setting_and_never_shares_an_engine_across_it(tmp_path):
+    """train.deterministic is in force inside every job, fresh or warm, and a job that
+    differs from the last one only in it gets an engine of its own."""
+    import torch
+
+    from dgl import trainer as trainer_module
+    from dgl.engine import WARM
+
+    WARM.drop()
+    seen, original_fit = [], trainer_module.Trainer.fit
+
+    def recording_fit(self):
+        seen.append((self.cfg.train.deterministic, torch.are_deterministic_algorithms_enabled(),
+                     torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, self.engine.jobs))
+        return original_fit(self)
+
+    trainer_module.Trainer.fit = recording_fit
+    try:
+        for i, deterministic in enumerate((True, True, False, True)):
+            cfg = make_cfg([*TINY, "train.epochs=1", "train.progress=false", f"train.deterministic={deterministic}"])
+            (tmp_path / str(i)).mkdir()
+            result = trainer_module.train(cfg, tmp_path / str(i))
+            assert result["deterministic"] is deterministic and result["config"]["train"]["deterministic"] is deterministic
+    finally:
+        trainer_module.Trainer.fit = original_fit
+        WARM.drop()
+    assert [s[:4] for s in seen] == [(True, True, True, False), (True, True, True, False),
+                                     (False, False, False, True), (True, True, True, False)]
+    # the second job is warm on the first one's engine; each switch builds a new engine
+    assert [s[4] for s in seen] == [1, 2, 1, 1]
