@@ -5,7 +5,7 @@
 #
 #   bash scripts/gpu_study.sh CAP_S EXPERIMENT [overrides...]
 #
-# The finished runs live in git under docs/validation/runs/<sweep>/<job>/ (result.json,
+# The finished runs live in git under $KEEP_DIR/<sweep>/<job>/ (default docs/validation/runs) (result.json,
 # metrics.csv, config.yaml). They are copied into outputs/<sweep>/ first, so the launcher
 # finds them finished and runs only the rest; at the end every finished run goes to
 # $OUT/<sweep>.tar.gz (unpack it into docs/validation/runs/ and commit).
@@ -14,7 +14,7 @@ cap=$1 experiment=$2
 shift 2
 sweep=$(python3 -c "import sys; from dgl.config import compose
 print(compose(['experiment=$experiment', *[a for a in sys.argv[1:] if not a.startswith('hydra.')]]).name)" "$@") || exit 1
-kept=docs/validation/runs/$sweep
+kept=${KEEP_DIR:-docs/validation/runs}/$sweep
 mkdir -p "outputs/$sweep" "${OUT:-/tmp}"
 [ -d "$kept" ] && cp -r "$kept"/. "outputs/$sweep"/
 echo "$sweep: $(find "outputs/$sweep" -name result.json | wc -l) runs already finished"
