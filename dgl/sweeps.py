@@ -31,14 +31,15 @@ def _load_yaml(path):
         raise Damaged(f"{path}: unreadable ({str(e).splitlines()[0]})") from None
 
 
-def expand(sweeper_params, task_overrides):
-    """Every job's override list, expanded exactly as Hydra's basic sweeper expands a
-    multirun: the config's hydra.sweeper.params first, then the command line's overrides."""
+def expand(sweeper_params, task_overrides, config_loader=None):
+    """Every job's override list, as the `dgl` sweeper launches them and Hydra's basic sweeper
+    expands them: hydra.sweeper.params first, then the command line's overrides.
+    config_loader: Hydra's, for sweeps over a config group's options (`model=glob(*)`)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     params = [f"{k}={v}" for k, v in (sweeper_params or {}).items()] + list(task_overrides)
-    overrides = OverridesParser.create().parse_overrides(params)
+    overrides = OverridesParser.create(config_loader).parse_overrides(params)
     return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]
 
 

@@ -270,15 +270,6 @@ def test_slots_default_and_balance() -> None:
     assert LocalGpusLauncher.slots(cap) == ["0", "1", "0", "1"]  # spread first, then stack
 
 
-def test_group_of_keeps_the_overrides_of_the_shape_keys() -> None:
-    from hydra_plugins.dgl_launcher.local_gpus_launcher import group_of
-
-    keys = ["model", "data", "train.batch_size"]
-    a = group_of(["seed=1", "model.width=0.5", "lam=0.4", "+data.n_train=9"], keys)
-    assert a == ("+data.n_train=9", "model.width=0.5")
-    assert group_of(["model=tv_resnet18", "train.batch_sizes=3", "datax=1"], keys) == ("model=tv_resnet18",)
-
-
 def test_code_sent_by_value_keeps_its_file_name() -> None:
     """A function of the main script travels by value; its traceback in the worker must
     still name the script and line (cloudpickle >= 3.1 alone writes <dynamic-code>)."""
@@ -289,7 +280,7 @@ def test_code_sent_by_value_keeps_its_file_name() -> None:
     from hydra_plugins.dgl_launcher import _worker
 
     scope: dict[str, Any] = {"__name__": "__main__"}
-    exec(compile("def task():\n    inner = lambda: 1 / 0\n    return inner()\n",
+    exec(compile("def task():\n    inner = lambda: 1 / 0\n    return inner()\n",  # noqa: S102
                  "/somewhere/my_app.py", "exec"), scope)
     task = cloudpickle.loads(_worker.dumps(scope["task"]))
     with pytest.raises(ZeroDivisionError) as e:

@@ -6,6 +6,7 @@ level: ``CUDA_VISIBLE_DEVICES`` must be in place before user code is imported,
 which happens when the task function is unpickled inside :func:`worker_main`.
 """
 
+import functools
 import os
 import signal
 import sys
@@ -98,9 +99,7 @@ def failed_return(sweep_config: Any, exc: BaseException) -> Any:
     from hydra.core.utils import JobReturn, JobStatus
     from omegaconf import OmegaConf, open_dict, read_write
 
-    ret = JobReturn()
-    ret.status = JobStatus.FAILED
-    ret.return_value = exc
+    ret = JobReturn(status=JobStatus.FAILED, _return_value=exc)
     if sweep_config is not None:
         try:
             ret.overrides = list(sweep_config.hydra.overrides.task)
@@ -141,20 +140,16 @@ def _dump_result(ret: Any, tb: str | None) -> bytes:
     import cloudpickle
     from hydra.core.utils import JobStatus
 
-    if ret.status == JobStatus.FAILED:
-        ret.return_value = _portable_exception(ret._return_value)
-    else:
-        ret.return_value = _cpu_value(ret._return_value)
+    failed = ret.status == JobStatus.FAILED
+    ret.return_value = (_portable_exception if failed else _cpu_value)(ret._return_value)
     try:
         return cloudpickle.dumps((ret, tb))
     except Exception as e:  # noqa: BLE001 - any pickling failure: send what can travel
         if ret.status == JobStatus.FAILED:
             ret.return_value = WorkerError(repr(ret._return_value))
         else:
-            sys.stderr.write(
-                f"[local_gpus worker] return value of the job cannot be pickled "
-                f"({type(e).__name__}: {e}); the launcher gets None instead.\n"
-            )
+            sys.stderr.write(f"[local_gpus worker] return value of the job cannot be pickled "
+                             f"({type(e).__name__}: {e}); the launcher gets None instead.\n")
             ret.return_value = None
         return cloudpickle.dumps((ret, tb))
 
@@ -171,13 +166,8 @@ def _run_one(common: Any, job: bytes) -> tuple[Any, str | None]:
         sweep_config = cloudpickle.loads(job)
         Singleton.set_state(singleton_state)
         setup_globals()
-        ret = run_job(
-            hydra_context=hydra_context,
-            task_function=task_function,
-            config=sweep_config,
-            job_dir_key="hydra.sweep.dir",
-            job_subdir_key="hydra.sweep.subdir",
-        )
+        ret = run_job(hydra_context=hydra_context, task_function=task_function, config=sweep_config,
+                      job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
             exc = ret._return_value
             tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
@@ -224,12 +214,7 @@ def worker_main(common: bytes, device: str, conn: Any, parent_pid: int) -> None:
     import cloudpickle
     from hydra.core.utils import JobStatus
 
-    loaded: list[Any] = []
-
-    def common_state() -> Any:
-        if not loaded:
-            loaded.append(cloudpickle.loads(common))
-        return loaded[0]
+    common_state = functools.cache(lambda: cloudpickle.loads(common))  # unpickled at the first job
 
     while True:
         try:

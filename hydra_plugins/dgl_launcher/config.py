@@ -6,7 +6,7 @@ config in the ConfigStore, so ``hydra/launcher=local_gpus`` works without any
 YAML file.  Keep this module cheap to import (no torch, no cloudpickle).
 """
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -26,12 +26,9 @@ class LocalGpusLauncherConf:
     # unless OMP_NUM_THREADS is set).
     cpu_jobs: int = 1
     # One long-lived worker per slot that runs job after job (it imports torch once and
-    # keeps the compiled model between jobs of the same shape); false: a fresh process per job.
+    # keeps the compiled model between jobs of the same shape, dgl.identity.shape: a free
+    # worker takes the next job of the shape it ran last); false: a fresh process per job.
     reuse_workers: bool = True
-    # Config keys whose overrides make a job's "shape": a free worker takes the next job of
-    # the shape it ran last, so same-shape jobs go to the same worker.
-    group_by: list[str] = field(default_factory=lambda: [
-        "model", "data", "train.batch_size", "train.precision", "train.compile", "train.cuda_graphs"])
     # multiprocessing start method of the workers; "spawn" is the safe one.
     start_method: str = "spawn"
     # Seconds a worker may keep living after it was told to exit (atexit hooks,

@@ -23,21 +23,23 @@ ConfigStore.instance().store(group="hydra/launcher", name="list", node=ListLaunc
 
 
 class ListLauncher(Launcher):
+    checks_jobs = True  # so the `dgl` sweeper neither checks the jobs first nor writes anything
+
     def setup(self, *, hydra_context, task_function, config):
         self.hydra_context, self.config = hydra_context, config
 
     def launch(self, job_overrides, initial_job_idx):
         from dgl.config import ConfigError
         from dgl.data import DataError
+        from dgl.preflight import check_sweep_job, sweep_job
         from dgl.sweeps import job_state
-        from hydra_plugins.dgl_launcher.sweeper import check
 
         setup_globals()
         counts, returns = {}, []
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
-            sweep_config = self.hydra_context.config_loader.load_sweep_config(self.config, list(overrides))
+            sweep_config = sweep_job(self.hydra_context, self.config, overrides, idx)
             try:
-                folder = check(sweep_config, data_checked=False)
+                folder = check_sweep_job(sweep_config, data_checked=False)
                 state, note = job_state(folder), f"  ->  {folder}"
             except (ConfigError, DataError) as e:
                 state, note = "invalid", f"  ->  {e}"

@@ -13,16 +13,18 @@ docs/LOCAL_LAUNCHER.md):
   CPU), started with ``CUDA_VISIBLE_DEVICES`` set to its GPU. It imports the task's
   code once and runs job after job (``reuse_workers``, default true; false: one
   fresh process per job). A worker whose job failed exits; a new one takes its slot.
-* A free worker takes the next pending job of the group it ran last (jobs whose
-  overrides of the ``group_by`` keys are equal: same model, data, batch size...),
+* A free worker takes the next pending job of the shape it ran last (jobs whose
+  composed configs have equal ``dgl.identity.shape``: same model, data, batch size...),
   else the next pending job, on the GPU with the fewest jobs running.
-* Each job runs through Hydra's own ``run_job`` as BasicLauncher runs it; the sweep
-  config is built here and sent with the task function (cloudpickle) to the worker.
+* Each job runs through Hydra's own ``run_job`` as BasicLauncher runs it; every job's
+  sweep config is composed here first and sent with the task function (cloudpickle) to
+  the worker.
 * A failed job (or a worker that died) gives a FAILED JobReturn; the sweep goes on.
 * Workers die with the launcher (``prctl(PR_SET_PDEATHSIG)``); Ctrl-C SIGTERMs them,
   SIGKILLs what is left after ``STOP_GRACE_S`` and re-raises KeyboardInterrupt.
 """
 
+import contextlib
 import logging
 import multiprocessing
 import multiprocessing.connection
@@ -43,7 +45,7 @@ from hydra.core.singleton import Singleton
 from hydra.core.utils import JobReturn, JobStatus, configure_log, filter_overrides, setup_globals
 from hydra.plugins.launcher import Launcher
 from hydra.types import HydraContext, TaskFunction
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, OmegaConf
 
 from . import _worker
 
@@ -59,10 +61,8 @@ def parse_gpu_ids(value: Any) -> list[str]:
     if OmegaConf.is_config(value):
         value = OmegaConf.to_container(value, resolve=True)
     if isinstance(value, int):  # bool is an int too
-        raise TypeError(
-            f"hydra.launcher.gpus={value!r} is ambiguous: give a list of GPU ids, "
-            f"e.g. gpus=[{value}] for GPU {value} only, or gpus=[0,1] for two GPUs"
-        )
+        raise TypeError(f"hydra.launcher.gpus={value!r} is ambiguous: give a list of GPU ids, "
+                        f"e.g. gpus=[{value}] for GPU {value} only, or gpus=[0,1] for two GPUs")
     if isinstance(value, str):
         value = [v for v in value.split(",") if v.strip()]
     if not isinstance(value, (list, tuple)):
@@ -86,13 +86,11 @@ def _ids_from_cuda_visible_devices(cvd: str) -> list[str]:
 
 def _count_nvidia_smi() -> int | None:
     exe = shutil.which("nvidia-smi")
-    if exe is None:
-        return None
     try:
-        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=60, check=False)
+        out = subprocess.run([exe, "-L"], capture_output=True, text=True, timeout=60, check=False) if exe else None
     except (OSError, subprocess.SubprocessError):
         return None
-    if out.returncode != 0:
+    if out is None or out.returncode != 0:
         return None
     return len(re.findall(r"^GPU \d+:", out.stdout, flags=re.MULTILINE))
 
@@ -100,13 +98,8 @@ def _count_nvidia_smi() -> int | None:
 def _count_torch() -> int:
     # In a subprocess: the launcher itself must never initialise CUDA.
     try:
-        out = subprocess.run(
-            [sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        out = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],
+                             capture_output=True, text=True, timeout=300, check=False)
         return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 else 0
     except (OSError, subprocess.SubprocessError, ValueError, IndexError):
         return 0
@@ -118,19 +111,7 @@ def visible_gpus() -> list[str]:
     if cvd is not None:
         return _ids_from_cuda_visible_devices(cvd)
     n = _count_nvidia_smi()
-    if n is None:
-        n = _count_torch()
-    return [str(i) for i in range(n)]
-
-
-def group_of(overrides: Sequence[str], keys: Sequence[str]) -> tuple[str, ...]:
-    """The overrides that set one of `keys` (or a key under it): jobs with equal groups
-    share what a warm worker keeps (compiled model, graphs, data)."""
-    def key(o: str) -> str:
-        return o.split("=", 1)[0].lstrip("+~")
-
-    return tuple(sorted(o for o in overrides
-                        if any(key(o) == k or key(o).startswith(k + ".") for k in keys)))
+    return [str(i) for i in range(_count_torch() if n is None else n)]
 
 
 def _where(device: str) -> str:
@@ -142,7 +123,7 @@ class _Job:
     pos: int  # index in job_overrides
     num: int  # hydra.job.num
     overrides: list[str]
-    group: tuple[str, ...]
+    group: tuple[str, ...] = ()  # its shape (dgl.identity.shape)
     sweep_config: DictConfig | None = None
     payload: bytes = b""  # the sweep config as the worker receives it
     started: float = 0.0
@@ -155,7 +136,7 @@ class _Worker:
     proc: Any
     conn: Any  # our end of a duplex pipe: jobs out, results in
     job: _Job | None = None  # the job it runs now
-    group: tuple[str, ...] | None = None  # the group of its last job
+    group: tuple[str, ...] | None = None  # the shape of its last job
     jobs_done: int = 0
     retired_at: float | None = None  # told to exit (pipe closed); waiting for it to go
     hurried: int = 0  # after retiring: 0 nothing sent, 1 SIGTERM sent, 2 SIGKILL sent
@@ -168,7 +149,6 @@ class LocalGpusLauncher(Launcher):
         gpus: Any = None,
         cpu_jobs: int = 1,
         reuse_workers: bool = True,
-        group_by: Sequence[str] = (),
         start_method: str = "spawn",
         exit_grace_s: float = 60.0,
     ) -> None:
@@ -178,15 +158,12 @@ class LocalGpusLauncher(Launcher):
         if int(cpu_jobs) < 1:
             raise ValueError(f"hydra.launcher.cpu_jobs must be >= 1, got {cpu_jobs}")
         if start_method not in multiprocessing.get_all_start_methods():
-            raise ValueError(
-                f"hydra.launcher.start_method={start_method!r} is not one of "
-                f"{multiprocessing.get_all_start_methods()}"
-            )
+            raise ValueError(f"hydra.launcher.start_method={start_method!r} is not one of "
+                             f"{multiprocessing.get_all_start_methods()}")
         self.jobs_per_gpu = int(jobs_per_gpu)
         self.gpus: list[str] | None = None if gpus is None else parse_gpu_ids(gpus)
         self.cpu_jobs = int(cpu_jobs)
         self.reuse_workers = bool(reuse_workers)
-        self.group_by = [str(k) for k in group_by]
         self.start_method = start_method
         self.exit_grace_s = float(exit_grace_s)  # a worker that hangs on exit must not hold its slot
         self.config: DictConfig | None = None
@@ -199,9 +176,7 @@ class LocalGpusLauncher(Launcher):
 
     def _capacity(self) -> dict[str, int]:
         gpus = self.gpus if self.gpus is not None else visible_gpus()
-        if not gpus:
-            return {CPU: self.cpu_jobs}
-        return {g: self.jobs_per_gpu for g in gpus}
+        return {g: self.jobs_per_gpu for g in gpus} if gpus else {CPU: self.cpu_jobs}
 
     @staticmethod
     def slots(capacity: dict[str, int]) -> list[str]:
@@ -228,19 +203,17 @@ class LocalGpusLauncher(Launcher):
         try:
             common = _worker.dumps((self.hydra_context, self.task_function, Singleton.get_state()))
         except Exception as e:
-            raise RuntimeError(
-                "local_gpus: cannot serialise the task function (or what it refers "
-                f"to) for the worker processes: {type(e).__name__}: {e}"
-            ) from e
+            raise RuntimeError("local_gpus: cannot serialise the task function (or what it refers "
+                               f"to) for the worker processes: {type(e).__name__}: {e}") from e
 
         ctx = multiprocessing.get_context(self.start_method)
         results: list[JobReturn | None] = [None] * n
-        pending = [_Job(i, initial_job_idx + i, list(o), group_of(o, self.group_by))
-                   for i, o in enumerate(job_overrides)]
+        jobs = [_Job(i, initial_job_idx + i, list(o)) for i, o in enumerate(job_overrides)]
+        pending = [job for job in jobs if self._prepare(job, results)]
         workers: dict[int, _Worker] = {}
         try:
             while pending or workers:
-                self._assign(ctx, common, slots, pending, workers, results)
+                self._assign(ctx, common, slots, pending, workers)
                 if not pending:  # nothing more to give: idle workers may go
                     for w in workers.values():
                         if w.job is None:
@@ -275,8 +248,8 @@ class LocalGpusLauncher(Launcher):
 
     # --------------------------------------------------------------- workers
     def _assign(self, ctx: Any, common: bytes, slots: list[str], pending: list[_Job],
-                workers: dict[int, _Worker], results: list[JobReturn | None]) -> None:
-        """Give pending jobs to free slots: an idle worker takes the next job of the group
+                workers: dict[int, _Worker]) -> None:
+        """Give pending jobs to free slots: an idle worker takes the next job of the shape
         it ran last, else the next job; the least busy GPU first."""
         while pending:
             free = [s for s in range(len(slots))
@@ -292,8 +265,6 @@ class LocalGpusLauncher(Launcher):
                     slot, job = s, same[0]
                     break
             pending.remove(job)
-            if not self._prepare(job, results):
-                continue
             w = workers.get(slot) or self._start_worker(ctx, common, slot, slots[slot])
             workers[slot] = w
             try:
@@ -309,17 +280,18 @@ class LocalGpusLauncher(Launcher):
                      f"{' '.join(filter_overrides(job.overrides))}")
 
     def _prepare(self, job: _Job, results: list[JobReturn | None]) -> bool:
-        """Build the job's sweep config (Hydra's load_sweep_config); False: FAILED already."""
+        """Compose the job's sweep config and its shape; False: FAILED already."""
         import cloudpickle
+        from hydra.core.hydra_config import HydraConfig
 
-        assert self.hydra_context is not None and self.config is not None
+        from dgl.identity import shape
+        from dgl.preflight import sweep_job, task_config
+
         try:
-            cfg = self.hydra_context.config_loader.load_sweep_config(self.config, job.overrides)
-            with open_dict(cfg):
-                cfg.hydra.job.id = job.num
-                cfg.hydra.job.num = job.num
-            job.sweep_config = cfg
-            job.payload = cloudpickle.dumps(cfg)
+            job.sweep_config = sweep_job(self.hydra_context, self.config, job.overrides, job.num)
+            HydraConfig.instance().set_config(job.sweep_config)  # for ${hydra:...} in the job's config
+            job.group = shape(task_config(job.sweep_config))
+            job.payload = cloudpickle.dumps(job.sweep_config)
             return True
         except Exception as e:  # noqa: BLE001 - a job that cannot start is a FAILED job
             log.error(f"#{job.num} FAILED before start: {type(e).__name__}: {e} "
@@ -341,12 +313,8 @@ class LocalGpusLauncher(Launcher):
 
     def _start_worker(self, ctx: Any, common: bytes, slot: int, device: str) -> _Worker:
         ours, theirs = ctx.Pipe(duplex=True)
-        proc = ctx.Process(
-            target=_worker.worker_main,
-            args=(common, device, theirs, os.getpid()),
-            name=f"local_gpus-worker{slot}",
-            daemon=False,  # jobs may start processes of their own
-        )
+        proc = ctx.Process(target=_worker.worker_main, args=(common, device, theirs, os.getpid()),
+                           name=f"local_gpus-worker{slot}", daemon=False)  # jobs may start processes
         # The worker's interpreter must start with its environment in place, before the
         # main script / torch is imported there.
         env = self._worker_env(device)
@@ -434,16 +402,12 @@ class LocalGpusLauncher(Launcher):
     @staticmethod
     def _signal(w: _Worker, sig: int) -> None:
         pid = w.proc.pid
-        try:
+        with contextlib.suppress(OSError):
             if os.getpgid(pid) == pid:
                 os.killpg(pid, sig)  # the worker and the job's own children
                 return
-        except OSError:
-            pass
-        try:
+        with contextlib.suppress(OSError):
             os.kill(pid, sig)
-        except OSError:
-            pass
 
     def _stop(self, workers: list[_Worker], why: str) -> None:
         running = [w for w in workers if w.job is not None]
@@ -452,19 +416,15 @@ class LocalGpusLauncher(Launcher):
         for w in workers:
             self._signal(w, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
-        try:
+        with contextlib.suppress(KeyboardInterrupt):  # second Ctrl-C: no more waiting
             for w in workers:
                 w.proc.join(max(0.0, deadline - time.monotonic()))
-        except KeyboardInterrupt:  # second Ctrl-C: no more waiting
-            pass
         for w in workers:
             if w.proc.is_alive():
                 log.warning(f"worker pid {w.proc.pid} did not stop on SIGTERM: SIGKILL")
                 self._signal(w, signal.SIGKILL)
-            try:
+            with contextlib.suppress(OSError):
                 os.killpg(w.proc.pid, signal.SIGKILL)  # leftovers of its group
-            except OSError:
-                pass
         for w in workers:
             w.proc.join(5.0)
             w.conn.close()
