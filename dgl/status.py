@@ -3,7 +3,8 @@
 For each sweep folder under OUTPUT_DIR: how many jobs are completed, diverged, failed,
 running, interrupted (started, not running now: a rerun resumes them) or missing (never
 started), the overrides of the jobs still to do, and the time left estimated from the
-completed jobs; then the same for the single runs (`python train.py ...` without -m).
+completed jobs (job folders there from an earlier sweep into the same folder are counted
+apart); then the same for the single runs (`python train.py ...` without -m).
 A damaged file (multirun.yaml, overrides.yaml) is named in one line and the rest is shown.
 Reads only; never writes to the output folders.
 """
@@ -21,17 +22,21 @@ def _duration(seconds):
     return f"{h}h{rest // 60:02d}m" if h else f"{rest // 60}m{rest % 60:02d}s"
 
 
-def report(title, rows, show_all=False, out=None, unit="jobs"):
+def _count(n, unit):
+    return f"{n} {unit}{'' if n == 1 else 's'}"
+
+
+def report(title, rows, show_all=False, out=None, unit="job"):
     out = out or sys.stdout
     counts = {s: 0 for s in STATES}
     for _, _, state, _ in rows:
         counts[state] = counts.get(state, 0) + 1
-    print(f"{title}: {len(rows)} {unit} | " + " | ".join(f"{n} {s}" for s, n in counts.items() if n), file=out)
+    print(f"{title}: {_count(len(rows), unit)} | " + " | ".join(f"{n} {s}" for s, n in counts.items() if n), file=out)
     times = [r["time_seconds"] for _, _, s, r in rows if s == "completed" and r.get("time_seconds")]
     left = sum(counts.get(s, 0) for s in ("running", "interrupted", "missing", "failed"))
     if times and left:
         per_job = statistics.median(times)
-        print(f"  time left: {left} {unit} x {_duration(per_job)} (median of {len(times)} completed) = "
+        print(f"  time left: {_count(left, unit)} x {_duration(per_job)} (median of {len(times)} completed) = "
               f"{_duration(left * per_job)} of one GPU", file=out)
     for overrides, job_dir, state, result in rows:
         if state == "failed":
@@ -59,13 +64,17 @@ def main(argv=None):
     for sweep_dir in sweeps:
         damaged = []
         try:
-            report(sweep_dir, sweep_table(sweep_dir, damaged), args.all)
+            rows, earlier = sweep_table(sweep_dir, damaged)
+            report(sweep_dir, rows, args.all)
+            if earlier:
+                report(f"{sweep_dir} (not in its multirun.yaml: from an earlier sweep into this folder)",
+                       earlier, args.all)
         except Damaged as e:
             damaged.append(str(e))
         for line in damaged:
             print(f"damaged: {line}")
     if runs:
-        report(f"{root} (single runs)", runs, args.all, unit="runs")
+        report(f"{root} (single runs)", runs, args.all, unit="run")
     for line in runs_damaged:
         print(f"damaged: {line}")
 

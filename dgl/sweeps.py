@@ -72,13 +72,14 @@ def job_overrides(job_dir):
 
 
 def existing_jobs(sweep_dir, damaged=None):
-    """{frozenset(overrides): job folder} for every job folder Hydra made under `sweep_dir`.
-    Job folders whose overrides cannot be read are left out, and named in the list `damaged`."""
-    jobs = {}
-    for overrides_file in Path(sweep_dir).rglob(".hydra/overrides.yaml"):
+    """[(overrides, job folder)] for every job folder Hydra made under `sweep_dir`, the most
+    recently started last. Job folders whose overrides cannot be read are left out, and
+    named in the list `damaged`."""
+    jobs = []
+    for overrides_file in sorted(Path(sweep_dir).rglob(".hydra/overrides.yaml"), key=lambda p: p.stat().st_mtime):
         job_dir = overrides_file.parent.parent
         try:
-            jobs[frozenset(job_overrides(job_dir))] = job_dir
+            jobs.append((job_overrides(job_dir), job_dir))
         except Damaged as e:
             if damaged is not None:
                 damaged.append(str(e))
@@ -118,11 +119,16 @@ def _row(overrides, job_dir):
 
 
 def sweep_table(sweep_dir, damaged=None):
-    """[(overrides, job_dir or None, state, result or None)] for every expected job.
+    """(rows, earlier): a row (overrides, job_dir or None, state, result or None) for every
+    job of the last multirun into `sweep_dir` (in the latest folder of its overrides), and
+    one for every other job folder there: from an earlier sweep into the same folder.
     Raises Damaged if multirun.yaml is; damaged job folders are named in the list `damaged`."""
     expected = expected_jobs(sweep_dir)
     existing = existing_jobs(sweep_dir, damaged)
-    return [_row(overrides, existing.get(frozenset(overrides))) for overrides in expected]
+    latest = {frozenset(overrides): job_dir for overrides, job_dir in existing}
+    rows = [_row(overrides, latest.get(frozenset(overrides))) for overrides in expected]
+    used = {job_dir for _, job_dir, _, _ in rows}
+    return rows, [_row(overrides, job_dir) for overrides, job_dir in existing if job_dir not in used]
 
 
 def runs_table(root, damaged=None):

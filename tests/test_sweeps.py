@@ -175,3 +175,34 @@ def test_status_shows_single_runs(outputs, capsys):
     assert "failed      " in out and "lam=0.3" in out and "IsADirectoryError" in out
     out = status_text(outputs / "runs", capsys)  # a folder of single runs only
     assert "(single runs): 2 runs | 1 completed | 1 failed" in out, out
+
+
+def fake_job(job_dir, overrides, status="completed"):
+    """A job folder as a finished job leaves it (its .hydra/overrides.yaml and result.json)."""
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (job_dir / "result.json").write_text(json.dumps({"status": status, "time_seconds": 60, "overrides": overrides}))
+
+
+def test_status_counts_the_job_folders_of_an_earlier_sweep_into_the_same_folder(tmp_path, capsys):
+    """Two sweeps without a name both write into outputs/multirun/; multirun.yaml is the
+    last one's. Every job folder there is accounted for."""
+    sweep = tmp_path / "multirun"
+    first = [[f"lam={lam}", f"seed={seed}"] for lam in (0.3, 0.5, 0.7) for seed in (0, 1)]
+    last = [[f"lam={lam}", f"seed={seed}"] for lam in (0.2, 0.8) for seed in (0, 1)]
+    for overrides in first + [last[0]]:  # the last one: a folder of an older name, same overrides
+        fake_job(sweep / "old" / ",".join(overrides), overrides)
+    time.sleep(0.01)
+    for overrides in last:
+        fake_job(sweep / ",".join(overrides), overrides)
+    (sweep / "multirun.yaml").write_text("hydra:\n  overrides:\n    task: ['lam=0.2,0.8', 'seed=0,1']\n")
+    out = status_text(tmp_path, capsys)
+    assert f"{sweep}: 4 jobs | 4 completed\n" in out, out
+    assert f"{sweep} (not in its multirun.yaml: from an earlier sweep into this folder): 7 jobs | 7 completed" \
+        in out, out
+
+
+def test_status_counts_one_run_as_one_run(tmp_path, capsys):
+    fake_job(tmp_path / "runs" / "a", ["lam=0.3"])
+    out = status_text(tmp_path, capsys)
+    assert f"{tmp_path} (single runs): 1 run | 1 completed\n" in out, out
