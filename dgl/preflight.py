@@ -31,6 +31,32 @@ def check_folder(cfg, job_dir):
         raise ConfigError(f"{job_dir} holds a run of another config ({identity.describe(diffs)}); it is "
                           f"neither reused nor overwritten: give this run its own folder "
                           f"(hydra.run.dir=... or hydra.sweep.dir=...)")
+    theirs = recorded_kernels(recorded)
+    if theirs != cfg.train.deterministic and not records.is_finished(job_dir):
+        setting = f"train.deterministic={str(theirs).lower()}"
+        raise ConfigError(f"{job_dir} holds an interrupted run made with {setting}"
+                          f"{'' if 'deterministic' in recorded.get('train', {}) else ' (recorded before the key existed)'}"
+                          f": resume it as it was run (add {setting}), or give this run its own folder")
+
+
+def recorded_kernels(recorded):
+    """train.deterministic of a recorded config; records from before the key: false."""
+    return bool(recorded.get("train", {}).get("deterministic", False))
+
+
+def kernels_note(sweep_dir, jobs):
+    """One line when finished runs in the sweep folder were made with another
+    train.deterministic than this sweep's jobs (cfg, folder) would use; else None."""
+    mine = {bool(cfg.train.deterministic) for cfg, _ in jobs}
+    other = [folder for cfg, folder in jobs if records.is_finished(folder)
+             and recorded_kernels(records.read_config(folder) or {}) != cfg.train.deterministic]
+    if not other or len(mine) != 1:
+        return None
+    (setting,) = mine
+    return (f"note: {len(other)} finished runs in {sweep_dir} were made with train.deterministic="
+            f"{str(not setting).lower()} (or before the key existed); this sweep runs the rest with "
+            f"train.deterministic={str(setting).lower()}: add train.deterministic={str(not setting).lower()} "
+            f"to continue it as it was run")
 
 
 def check_job(cfg, job_dir, data_checked=None):
@@ -69,13 +95,14 @@ def sweep_job(hydra_context, config, overrides, num):
 
 
 def check_sweep_job(sweep_config, data_checked=None):
-    """check_job for one job of a sweep (from sweep_job); returns the job's folder."""
+    """check_job for one job of a sweep (from sweep_job); returns (the job's config, its folder)."""
     from hydra.core.hydra_config import HydraConfig
 
     HydraConfig.instance().set_config(sweep_config)  # for ${hydra:...} in the job's config
     folder = Path(sweep_config.hydra.sweep.dir) / str(sweep_config.hydra.sweep.subdir)
-    check_job(task_config(sweep_config), folder, data_checked)
-    return folder
+    cfg = task_config(sweep_config)
+    check_job(cfg, folder, data_checked)
+    return cfg, folder
 
 
 class Preflight(Callback):

@@ -38,6 +38,12 @@ def report(title, rows, show_all=False, out=None, unit="job"):
         per_job = statistics.median(times)
         print(f"  time left: {_count(left, unit)} x {_duration(per_job)} (median of {len(times)} completed) = "
               f"{_duration(left * per_job)} of one GPU", file=out)
+    kernels = [bool(r.get("config", {}).get("train", {}).get("deterministic", False))
+               for _, _, s, r in rows if s in ("completed", "diverged") and isinstance(r, dict)]
+    if len(set(kernels)) > 1:
+        print(f"  mixed kernels: {sum(kernels)} finished with train.deterministic=true, "
+              f"{len(kernels) - sum(kernels)} with false (or from before the key): their numbers are "
+              f"not all reproducible", file=out)
     for overrides, job_dir, state, result in rows:
         if state == "failed":
             print(f"  failed      {' '.join(overrides)}: {result.get('error')}", file=out)

@@ -39,7 +39,7 @@ class ListLauncher(Launcher):
         for idx, overrides in enumerate(job_overrides, start=initial_job_idx):
             sweep_config = sweep_job(self.hydra_context, self.config, overrides, idx)
             try:
-                folder = check_sweep_job(sweep_config, data_checked=False)
+                _, folder = check_sweep_job(sweep_config, data_checked=False)
                 state, note = job_state(folder), f"  ->  {folder}"
             except (ConfigError, DataError) as e:
                 state, note = "invalid", f"  ->  {e}"

@@ -32,19 +32,22 @@ class DglSweeper(BasicSweeper):
     def sweep(self, arguments):
         from dgl.config import ConfigError
         from dgl.data import DataError
-        from dgl.preflight import check_sweep_job, sweep_job
+        from dgl.preflight import check_sweep_job, kernels_note, sweep_job
         from dgl.sweeps import expand
 
         jobs = expand(self.params, arguments, self.hydra_context.config_loader)
         batch = len(jobs)
         if not getattr(self.launcher, "checks_jobs", False):
-            data_checked = {}
+            data_checked, checked = {}, []
             for num, job in enumerate(jobs):
                 try:
-                    check_sweep_job(sweep_job(self.hydra_context, self.config, job, num), data_checked)
+                    checked.append(check_sweep_job(sweep_job(self.hydra_context, self.config, job, num), data_checked))
                 except (ConfigError, DataError) as e:
                     raise SystemExit(f"error: job #{num} ({' '.join(job)}): {e}; nothing was run") from None
             sweep_dir = Path(self.config.hydra.sweep.dir)
+            note = kernels_note(sweep_dir, checked)
+            if note:
+                print(note, flush=True)
             sweep_dir.mkdir(parents=True, exist_ok=True)
             OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
             batch = self.max_batch_size if (self.max_batch_size or 0) > 0 else batch
