@@ -1,0 +1,403 @@
+"""The collapse statistics, shared by variance_peak and phase_boundary.
+
+Near the critical lambda the runs of one cell do not scatter around a mean: most end near the
+low-lambda plateau and some collapse toward chance. The order parameter is then the fraction
+of runs that collapse, not the mean error. Here:
+
+- :func:`choose_threshold`: a run is *collapsed* when its error is above a threshold (by
+  default midway between the low-lambda plateau, the lowest cell median, and chance);
+- :func:`cell_outcomes`: per cell, the collapsed count, the fraction and its Jeffreys (or
+  Wilson) interval (statsmodels' ``proportion_confint``), p(1-p) and how much of the cell's
+  variance the split into two outcomes explains;
+- :func:`fit_logistic`: a binomial GLM (statsmodels) of outcome on lambda per curve,
+  logit P = b (lambda - lambda_c), with profile-likelihood intervals on lambda_c (P = 0.5) and
+  on the slope b (complete separation handled: lambda_c is then the grid bracket, the slope
+  only bounded below);
+- :func:`fit_sharpening`: across sizes, logit P = a + b x + c ln L + d x ln L; the slope at
+  size L is b + d ln L, so d (profile interval) says whether the curve sharpens with size;
+- :func:`fit_scaling`: the finite-size collapse on P: logit P = (lambda - lambda_c) (L/L0)^(1/nu) / w,
+  a GLM at each fixed 1/nu, profiled over 1/nu;
+- :func:`nu_resolved`: whether a nu and its interval are a number worth printing.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import scipy.special
+import scipy.stats
+from scipy.optimize import brentq, minimize_scalar
+from statsmodels.genmod.families import Binomial
+from statsmodels.genmod.generalized_linear_model import GLM
+from statsmodels.stats.proportion import proportion_confint
+
+MIN_RUNS = 5  # fewer runs in a cell: its fraction is shown, but says little
+NAN3 = (math.nan,) * 3
+
+
+# --------------------------------------------------------------------------- outcome per run
+
+
+def choose_threshold(df: pd.DataFrame, keys: list[str], chance: float) -> tuple[float, str]:
+    """The default --collapse-error: midway between the low plateau (the lowest median of a
+    cell of ``keys``) and ``chance``; and how it was chosen, in words."""
+    medians = df.groupby(keys)["y"].median()
+    plateau = float(medians.min())
+    thr = 0.5 * (plateau + chance)
+    return thr, (f"midway between the plateau {plateau:.3f} (the lowest cell median) and chance {chance:.3f}; "
+                 "--collapse-error sets it")
+
+
+def interval(k, n, confidence: float, method: str = "jeffreys"):
+    """The binomial interval of k collapsed of n (arrays); NaN where n = 0."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    lo, hi = np.full(k.shape, np.nan), np.full(k.shape, np.nan)
+    ok = n > 0
+    if ok.any():
+        lo[ok], hi[ok] = proportion_confint(k[ok], n[ok], alpha=1 - confidence, method=method)
+        if method == "jeffreys":  # the Jeffreys interval's conventional ends at 0 and n collapsed
+            lo[ok & (k == 0)], hi[ok & (k == n)] = 0.0, 1.0
+    return lo, hi
+
+
+def cell_outcomes(g, thr: float, confidence: float, method: str = "jeffreys") -> pd.DataFrame:
+    """Per cell of the grid ``g`` (rows in the order of ``g.cells``): n_collapsed, p_collapse
+    with its interval, p(1-p), the share of the cell's variance that the two outcomes'
+    separation explains (law of total variance; NaN without both outcomes) and few_runs."""
+    nx = g.xs.size
+    size = len(g.curves) * nx
+    k, n, share = np.zeros(size), np.zeros(size), np.full(size, np.nan)
+    for (i, j), y in zip(g.where, g.samples):
+        c = y > thr
+        r = i * nx + j
+        k[r], n[r] = c.sum(), c.size
+        var = y.var()
+        if 0 < c.sum() < c.size and var > 0:
+            p = c.mean()
+            share[r] = p * (1 - p) * (y[c].mean() - y[~c].mean()) ** 2 / var
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p = np.where(n > 0, k / np.where(n > 0, n, 1), np.nan)
+    lo, hi = interval(k, n, confidence, method)
+    return pd.DataFrame({"n_collapsed": k.astype(int), "p_collapse": p, "p_lo": lo, "p_hi": hi,
+                         "p_1mp": p * (1 - p), "collapse_var_share": share, "few_runs": (n > 0) & (n < MIN_RUNS)})
+
+
+# --------------------------------------------------------------------------- GLM helpers
+
+
+def _glm(k, n, exog, offset=None):
+    """A binomial GLM of k of n on exog (no intercept added); None where it fails."""
+    endog = np.column_stack([k, n - k])
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = GLM(endog, exog, family=Binomial(), offset=offset).fit()
+            ok = np.all(np.isfinite(res.params)) and np.isfinite(res.deviance)
+    except Exception:  # noqa: BLE001 (separation, singular design: no fit)
+        return None
+    return res if ok else None
+
+
+def _dev_offset(k, n, offset) -> float:
+    """The binomial deviance (up to a constant) of logit P = c + offset, minimised over c:
+    stable for the huge offsets of a step (where the GLM's iterations overflow)."""
+    ll = scipy.special.log_expit
+
+    def nll(c):
+        return -float(np.sum(k * ll(c + offset) + (n - k) * ll(-(c + offset))))
+
+    span = float(np.ptp(offset)) + 10
+    res = minimize_scalar(nll, bounds=(-float(offset.max()) - span, -float(offset.min()) + span), method="bounded",
+                          options={"xatol": 1e-9})
+    return 2 * res.fun
+
+
+def _dev(res) -> float:
+    return res.deviance if res is not None else math.inf
+
+
+def _bound(f, at: float, step: float, limit: float, q: float):
+    """Where the profile deviance excess ``f`` (0 at ``at``) first reaches ``q``, walking from
+    ``at`` by ``step`` (sign gives the side) up to ``limit`` (returned as is: not reached)."""
+    a, fa = at, 0.0
+    while True:
+        b = a + step
+        if (step > 0 and b >= limit) or (step < 0 and b <= limit):
+            b = limit
+        fb = f(b)
+        if fb >= q:
+            try:
+                return brentq(lambda t: f(t) - q, a, b, xtol=1e-6) if fa < q else b
+            except ValueError:
+                return b
+        if b == limit:
+            return limit
+        a, fa, step = b, fb, step * 1.6
+
+
+def separated(x, k, n) -> int:
+    """+1 (-1) where every run at lower (higher) lambda survives and every run beyond collapses
+    (complete or quasi-complete separation: the logistic's slope is infinite); 0 otherwise."""
+    x, k, n = (np.asarray(v, dtype=float) for v in (x, k, n))
+    has_c, has_s = k > 0, k < n
+    if not has_c.any() or not has_s.any():
+        return 0
+    if x[has_s].max() <= x[has_c].min():
+        return 1
+    if x[has_c].max() <= x[has_s].min():
+        return -1
+    return 0
+
+
+# --------------------------------------------------------------------------- one curve
+
+
+@dataclass
+class Logit:
+    """One curve's binomial logistic, logit P(collapse) = slope (lambda - lambda_c)."""
+
+    lam_c: tuple  # (estimate, low, high): lambda at P = 0.5 (±inf: beyond the grid)
+    slope: tuple  # (estimate, low, high) in logit units per unit lambda (±inf: a step)
+    why: str  # why nothing (or only a bracket) was fitted; "" for a full fit
+    n_runs: int
+    n_collapsed: int
+
+    @property
+    def fitted(self) -> bool:
+        return math.isfinite(self.lam_c[0]) or not math.isnan(self.lam_c[1])
+
+    def p(self, x):
+        """The fitted P(collapse) at x (NaN without a fit)."""
+        lc, b = self.lam_c[0], self.slope[0]
+        if not (math.isfinite(lc) and not math.isnan(b)):
+            return np.full(np.shape(x), np.nan)
+        with np.errstate(over="ignore", invalid="ignore"):
+            return scipy.special.expit(b * (np.asarray(x, dtype=float) - lc)) if math.isfinite(b) else \
+                (np.sign(b) * (np.asarray(x, dtype=float) - lc) > 0).astype(float)
+
+
+def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) -> Logit:
+    """The binomial logistic of one curve's cells (``k`` of ``n`` collapsed at ``x``), with
+    profile-likelihood intervals; refuses, saying why, where there is too little to fit."""
+    x, k, n = (np.asarray(v, dtype=float) for v in (x, k, n))
+    ok = n > 0
+    x, k, n = x[ok], k[ok], n[ok]
+    total, kc = int(n.sum()), int(k.sum())
+    if total == 0:
+        return Logit(NAN3, NAN3, "no runs", 0, 0)
+    if kc == 0:
+        return Logit(NAN3, NAN3, "no run collapsed", total, kc)
+    if kc == total:
+        return Logit(NAN3, NAN3, "every run collapsed", total, kc)
+    if x.size < 2:
+        return Logit(NAN3, NAN3, "a single lambda", total, kc)
+    if total < 2 * min_runs:
+        return Logit(NAN3, NAN3, f"{total} runs (fewer than {2 * min_runs}): too few to fit", total, kc)
+    q = scipy.stats.chi2.ppf(confidence, 1)
+    span = float(np.ptp(x))
+    lo_x, hi_x = x.min() - span, x.max() + span
+    side = separated(x, k, n)
+    if side:
+        # the step lies between the last lambda where no run collapsed and the first where all did
+        safe, coll = (k < n), (k > 0)
+        a, b = (x[safe].max(), x[coll].min()) if side > 0 else (x[coll].max(), x[safe].min())
+        lc = 0.5 * (a + b)
+        dmin = _dev_offset(k, n, side * 1e4 / span * (x - lc))
+
+        def fb(b1):
+            return _dev_offset(k, n, b1 * x) - dmin
+
+        start = side * 1e3 / span
+        low = _bound(fb, start, -side * 0.5 * abs(start), 0.0, q)
+        slope = (side * math.inf, low, side * math.inf) if side > 0 else (-math.inf, -math.inf, low)
+        why = (f"the outcomes separate completely between {min(a, b):g} and {max(a, b):g} (every run on one side "
+               "collapsed, none on the other): lambda_c is that bracket, the slope steeper than the grid resolves")
+        return Logit((lc, min(a, b), max(a, b)), slope, why, total, kc)
+    res = _glm(k, n, np.column_stack([np.ones_like(x), x]))
+    if res is None or res.params[1] == 0:
+        return Logit(NAN3, NAN3, "the fit failed", total, kc)
+    b0, b1 = (float(v) for v in res.params)
+    lc, dmin = -b0 / b1, res.deviance
+
+    def flc(c):
+        return _dev(_glm(k, n, (x - c)[:, None])) - dmin
+
+    def fb(s):
+        return _dev(_glm(k, n, np.ones((x.size, 1)), offset=s * x)) - dmin
+
+    lc_in = min(max(lc, lo_x), hi_x)
+    lam = (lc,
+           _bound(flc, lc_in, -span / 10, lo_x, q) if lc > lo_x else -math.inf,
+           _bound(flc, lc_in, span / 10, hi_x, q) if lc < hi_x else math.inf)
+    lam = (lam[0], -math.inf if lam[1] <= lo_x else lam[1], math.inf if lam[2] >= hi_x else lam[2])
+    big = 1e3 / span
+    s_lo = _bound(fb, b1, -abs(b1) / 4 - 1 / span, -big, q)
+    s_hi = _bound(fb, b1, abs(b1) / 4 + 1 / span, big, q)
+    slope = (b1, -math.inf if s_lo <= -big else s_lo, math.inf if s_hi >= big else s_hi)
+    return Logit(lam, slope, "", total, kc)
+
+
+# --------------------------------------------------------------------------- across sizes
+
+
+@dataclass
+class Sharpening:
+    """logit P = a + b x + c ln L + d x ln L over all sizes: the slope at L is b + d ln L."""
+
+    d: tuple  # (estimate, low, high): d slope / d ln L, profile interval
+    relative: float  # d / |slope at the geometric mean L|: the relative sharpening per e-fold of L
+    why: str
+
+    def verdict(self) -> str:
+        e, lo, hi = self.d
+        if self.why:
+            return f"NOT ANSWERED ({self.why})"
+        if lo > 0:
+            return "YES (the collapse curve steepens with size)"
+        if hi < 0:
+            return "NO (the collapse curve flattens with size)"
+        return "NOT RESOLVED (the interval contains 0)"
+
+
+def _stack(xs, L, k, n):
+    """Flat arrays of the cells with runs: x, ln L (centred), k, n."""
+    lnL = np.log(np.asarray(L, dtype=float))
+    lnL = lnL - lnL.mean()
+    X = np.broadcast_to(np.asarray(xs, dtype=float)[None, :], k.shape)
+    LL = np.broadcast_to(lnL[:, None], k.shape)
+    ok = n > 0
+    return X[ok], LL[ok], k[ok].astype(float), n[ok].astype(float)
+
+
+def fit_sharpening(xs, L, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) -> Sharpening:
+    """Whether the collapse curve sharpens with size L (``k``, ``n``: sizes x xs), with the
+    direction of the transition taken from the pooled fit (rising: d > 0 is sharper)."""
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if len(L) < 2:
+        return Sharpening(NAN3, math.nan, "one size")
+    if k.sum() == 0:
+        return Sharpening(NAN3, math.nan, "no run collapsed at any size")
+    usable = [(k[i].sum() > 0) and (k[i].sum() < n[i].sum()) and n[i].sum() >= 2 * min_runs for i in range(len(L))]
+    if sum(usable) < 2:
+        return Sharpening(NAN3, math.nan, "fewer than two sizes with both outcomes and enough runs")
+    x, ll, kk, nn = _stack(xs, L, k, n)
+    exog = np.column_stack([np.ones_like(x), x, ll, x * ll])
+    res = _glm(kk, nn, exog)
+    if res is None:
+        return Sharpening(NAN3, math.nan, "the fit failed (outcomes separate completely at some size)")
+    b, d = float(res.params[1]), float(res.params[3])
+    sign = 1.0 if b >= 0 else -1.0  # a falling curve sharpens when its slope grows more negative
+    dmin = res.deviance
+    q = scipy.stats.chi2.ppf(confidence, 1)
+    span = float(np.ptp(x)) or 1.0
+    base = exog[:, :3]
+
+    def f(dd):
+        return _dev(_glm(kk, nn, base, offset=dd * x * ll)) - dmin
+
+    big = 1e3 / span
+    lo = _bound(f, d, -abs(d) / 4 - 1 / span, -big, q)
+    hi = _bound(f, d, abs(d) / 4 + 1 / span, big, q)
+    est = (sign * d, *(sorted((sign * lo, sign * hi))))
+    if abs(lo) >= big or abs(hi) >= big:
+        return Sharpening(est, math.nan, "the interval is unbounded (outcomes nearly separate)")
+    return Sharpening(est, sign * d / abs(b) if b else math.nan, "")
+
+
+@dataclass
+class Scaling:
+    """P = expit((lambda - lambda_c) (L/L0)^(1/nu) / w) over all sizes (L0: geometric mean)."""
+
+    lam_c: tuple  # (estimate, low, high)
+    inv_nu: tuple  # 1/nu: (estimate, low, high), profile interval
+    w: float
+    why: str  # why not fitted
+    nu_note: str  # why nu is not resolved ("" where it is)
+
+    @property
+    def nu(self) -> tuple:
+        e, lo, hi = self.inv_nu
+        return (1 / e if e else math.nan, *(sorted((1 / hi if hi else math.inf, 1 / lo if lo else math.inf))))
+
+
+def fit_scaling(xs, L, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS, u_max: float = 4.0) -> Scaling:
+    """The finite-size collapse of P(lambda, L): at each fixed u = 1/nu it is a binomial GLM in
+    (L/L0)^u and lambda (L/L0)^u; u is profiled over [-u_max, u_max]."""
+    fail = Scaling(NAN3, NAN3, math.nan, "", "")
+    k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
+    if len(L) < 2:
+        return Scaling(NAN3, NAN3, math.nan, "one size", "")
+    if k.sum() == 0:
+        return Scaling(NAN3, NAN3, math.nan, "no run collapsed at any size", "")
+    if n.sum() < 4 * min_runs:
+        return Scaling(NAN3, NAN3, math.nan, f"{int(n.sum())} runs: too few", "")
+    x, ll, kk, nn = _stack(xs, L, k, n)
+
+    def at(u):
+        s = np.exp(u * ll)
+        return _glm(kk, nn, np.column_stack([s, x * s]))
+
+    def dev(u):
+        return _dev(at(u))
+
+    grid = np.linspace(-u_max, u_max, 33)
+    devs = np.array([dev(u) for u in grid])
+    if not np.isfinite(devs).any():
+        return Scaling(NAN3, NAN3, math.nan, "the fit failed (outcomes separate completely)", "")
+    j = int(np.argmin(devs))
+    lo_u, hi_u = grid[max(j - 1, 0)], grid[min(j + 1, grid.size - 1)]
+    u = float(minimize_scalar(dev, bounds=(lo_u, hi_u), method="bounded").x) if hi_u > lo_u else float(grid[j])
+    res = at(u)
+    if res is None or res.params[1] == 0:
+        return fail
+    dmin = res.deviance
+    q = scipy.stats.chi2.ppf(confidence, 1)
+    b0, b1 = (float(v) for v in res.params)
+    lc, w = -b0 / b1, 1 / b1
+
+    def f(t):
+        return dev(t) - dmin
+
+    ulo = _bound(f, u, -0.1, -u_max, q)
+    uhi = _bound(f, u, 0.1, u_max, q)
+    inv = (u, -math.inf if ulo <= -u_max else ulo, math.inf if uhi >= u_max else uhi)
+
+    def flc(c):  # lambda_c profiled: for fixed lambda_c and u a GLM in (x - c) (L/L0)^u
+        return min(_dev(_glm(kk, nn, ((x - c) * np.exp(t * ll))[:, None])) for t in np.linspace(inv[1] if
+                   math.isfinite(inv[1]) else -u_max, inv[2] if math.isfinite(inv[2]) else u_max, 9)) - dmin
+
+    span = float(np.ptp(x)) or 1.0
+    lam = (lc, _bound(flc, lc, -span / 20, lc - span, q), _bound(flc, lc, span / 20, lc + span, q))
+    return Scaling(lam, inv, w, "", inv_nu_note(inv))
+
+
+def inv_nu_note(inv) -> str:
+    """Why a 1/nu estimate does not give a nu ("" where it does)."""
+    e, lo, hi = inv
+    if not math.isfinite(e):
+        return "no estimate"
+    if e <= 0:
+        return f"1/ν = {e:.3g} ≤ 0: P does not sharpen with size"
+    if not (lo > 0 and math.isfinite(hi)):
+        return f"the 1/ν interval [{lo:.3g}, {hi:.3g}] reaches 0 or the search edge: ν is unbounded"
+    return nu_resolved(1 / e, 1 / hi, 1 / lo)
+
+
+def nu_resolved(nu: float, lo: float, hi: float) -> str:
+    """Why a nu and its interval are not a result ("" where they are): a negative or missing
+    nu, an interval reaching 0 or infinity, or spanning more than a factor of 10."""
+    if not math.isfinite(nu):
+        return "no estimate"
+    if nu <= 0:
+        return f"ν = {nu:.3g} is not positive (the transition does not sharpen with size under this fit)"
+    if math.isnan(lo) or math.isnan(hi):
+        return ""
+    if lo <= 0 or not math.isfinite(hi):
+        return f"the interval [{lo:.3g}, {hi:.3g}] reaches 0 or infinity"
+    if hi / lo > 10:
+        return f"the interval [{lo:.3g}, {hi:.3g}] spans more than a factor of 10"
+    return ""
