@@ -335,6 +335,8 @@ def fit_scaling(xs, L, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS,
         return Scaling(NAN3, NAN3, math.nan, "no run collapsed at any size", "")
     if n.sum() < 4 * min_runs:
         return Scaling(NAN3, NAN3, math.nan, f"{int(n.sum())} runs: too few", "")
+    if sum(k[i].sum() > 0 for i in range(len(L))) < 2:
+        return Scaling(NAN3, NAN3, math.nan, "runs collapsed at fewer than two sizes", "")
     x, ll, kk, nn = _stack(xs, L, k, n)
 
     def at(u):
@@ -401,3 +403,83 @@ def nu_resolved(nu: float, lo: float, hi: float) -> str:
     if hi / lo > 10:
         return f"the interval [{lo:.3g}, {hi:.3g}] spans more than a factor of 10"
     return ""
+
+
+# --------------------------------------------------------------------------- what both scripts share
+
+
+def add_options(p) -> None:
+    p.add_argument("--collapse-error", type=float, default=None, metavar="E",
+                   help="a run is collapsed when its metric is above E (default: midway between the lowest cell "
+                        "median and --chance-error; printed)")
+    p.add_argument("--binomial-interval", choices=("jeffreys", "wilson"), default="jeffreys",
+                   help="interval of a cell's collapse fraction (default: jeffreys)")
+
+
+def setup(echo, df: pd.DataFrame, args, keys: list[str]) -> bool:
+    """Fill in ``args.collapse_error`` (chosen from the runs where not given) and print it and
+    how many runs collapsed. False where no run collapsed anywhere (then nothing is fitted)."""
+    keys = [k for k in keys if k]
+    if args.collapse_error is None:
+        args.collapse_error, how = choose_threshold(df, keys, args.chance_error)
+    else:
+        how = "given by --collapse-error"
+    n_c = int((df["y"] > args.collapse_error).sum())
+    echo(f"\n--- Outcome per run: collapsed when {args.metric} > {args.collapse_error:.3f} ({how}) ---")
+    echo(f"{n_c} of {len(df)} runs collapsed; cell intervals: {args.binomial_interval} "
+         f"{args.confidence:.0%}; cells with fewer than {MIN_RUNS} runs are marked (few runs)")
+    if n_c == 0:
+        echo("no run collapsed anywhere: the collapse probability is 0 in every cell, nothing is fitted")
+    return n_c > 0
+
+
+def panel_outcomes(g, curve_key: str, args) -> list:
+    """Add the outcome columns to ``g.cells`` and fit each curve's logistic: [Logit per curve]."""
+    if getattr(args, "collapse_error", None) is None:  # called without setup(): the default, from this grid
+        plateau = min(float(np.median(y)) for y in g.samples)
+        args.collapse_error = 0.5 * (plateau + args.chance_error)
+    method = getattr(args, "binomial_interval", "jeffreys")
+    out = cell_outcomes(g, args.collapse_error, args.confidence, method)
+    g.cells = pd.concat([g.cells.reset_index(drop=True), out], axis=1)
+    fits = []
+    for c in g.curves:
+        cs = g.cells[g.cells[curve_key] == c]
+        fits.append(fit_logistic(cs[args.x_key].to_numpy(float), cs["n_collapsed"].to_numpy(float),
+                                 cs["n"].to_numpy(float), args.confidence))
+    return fits
+
+
+def ktable(g, args) -> tuple[np.ndarray, np.ndarray]:
+    """Collapsed counts and runs per cell: arrays (curves, xs)."""
+    shape = (len(g.curves), g.xs.size)
+    return g.cells["n_collapsed"].to_numpy(float).reshape(shape), g.cells["n"].to_numpy(float).reshape(shape)
+
+
+def logit_cols(x_key: str, fit: Logit) -> dict:
+    e, lo, hi = fit.lam_c
+    s, slo, shi = fit.slope
+    return {"n_collapsed": fit.n_collapsed, f"{x_key}_c_P50": e, f"{x_key}_c_P50_lo": lo, f"{x_key}_c_P50_hi": hi,
+            "logit_slope": s, "logit_slope_lo": slo, "logit_slope_hi": shi, "collapse_fit_note": fit.why}
+
+
+def describe_fit(fit: Logit, x: str, fci, fnum) -> str:
+    """One line: lambda_c at P = 0.5 and the slope, or why there is none."""
+    head = f"{fit.n_collapsed} of {fit.n_runs} runs collapsed"
+    if not fit.fitted:
+        return f"{head}; not fitted: {fit.why}"
+    (e, lo, hi), (s, slo, shi) = fit.lam_c, fit.slope
+    return (f"{head}; {x}_c(P=0.5)={fnum(e, '.3f')} {fci(lo, hi, '.3f')}, slope d logit P / d{x} = "
+            f"{fnum(s, '.1f')} {fci(slo, shi, '.1f')}" + (f"\n    note: {fit.why}" if fit.why else ""))
+
+
+def moves(curves, fits, label) -> tuple[str, str]:
+    """Whether lambda_c(P = 0.5) moves across curves: (verdict, reason) from whether any two
+    intervals are disjoint."""
+    ivs = [(c, *f.lam_c) for c, f in zip(curves, fits) if f.fitted and not math.isnan(f.lam_c[1] + f.lam_c[2])]
+    if len(ivs) < 2:
+        return "NOT ANSWERED", "fewer than two curves have a fitted collapse probability"
+    a, b = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])
+    if a[2] > b[3]:
+        return "YES", (f"the intervals of {label(b[0])} [{b[2]:.3f}, {b[3]:.3f}] and {label(a[0])} "
+                       f"[{a[2]:.3f}, {a[3]:.3f}] do not overlap")
+    return "NOT RESOLVED", f"all {len(ivs)} intervals overlap"

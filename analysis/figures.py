@@ -152,3 +152,58 @@ def err_interval(v: float, lo: float, hi: float):
     if not (np.isfinite(v) and np.isfinite(lo) and np.isfinite(hi)):
         return None
     return [[max(v - lo, 0)], [max(hi - v, 0)]]
+
+
+# --------------------------------------------------------------------------- runs and the collapse probability
+
+
+def runs_strip(ax, g, index: int, color, threshold) -> set:
+    """Every run of curve ``index`` of the grid ``g`` as a point (a jittered strip per x, the
+    curves side by side), under the curve of means; runs above ``threshold`` (collapsed) as
+    crosses. What was drawn ("runs", "collapsed"), for the legend."""
+    step = float(np.min(np.diff(g.xs))) if g.xs.size > 1 else 1.0
+    nc = len(g.curves)
+    offset = (index - (nc - 1) / 2) * 0.5 * step / max(nc, 1)
+    rng = np.random.default_rng(index)
+    drawn = set()
+    for (i, j), y in zip(g.where, g.samples):
+        if i != index:
+            continue
+        x = g.xs[j] + offset + rng.uniform(-0.1, 0.1, y.size) * step / max(nc, 1)
+        bad = y > threshold if threshold is not None and np.isfinite(threshold) else np.zeros(y.size, bool)
+        ax.scatter(x[~bad], y[~bad], s=12, color=color, alpha=0.45, linewidths=0, zorder=1)
+        if bad.any():
+            ax.scatter(x[bad], y[bad], s=40, marker="X", color=color, edgecolors="black", linewidths=0.6, zorder=2)
+            drawn.add("collapsed")
+        drawn.add("runs")
+    return drawn
+
+
+def strip_handles(drawn: set, threshold) -> list:
+    """Legend entries for :func:`runs_strip` and the collapse threshold line."""
+    out = [Line2D([], [], linestyle="none", marker="o", color="0.4", alpha=0.6, markersize=4,
+                  label="one run (jittered)")] if "runs" in drawn else []
+    out += [Line2D([], [], linestyle="none", marker="X", color="0.4", markeredgecolor="black", markersize=7,
+                   label=f"collapsed run (> {threshold:.2f})")] if "collapsed" in drawn else []
+    if threshold is not None and np.isfinite(threshold) and "runs" in drawn:
+        out.append(Line2D([], [], color="0.55", linestyle="-.", linewidth=1, label="collapse threshold"))
+    return out
+
+
+def collapse_curve(ax, g, index: int, fit, color, text, x_key: str, offset: float = 0.0) -> None:
+    """One curve's collapse fraction per cell with its binomial interval (hollow where a cell
+    has few runs), and the fitted logistic where there is one."""
+    cs = g.cells[g.cells.iloc[:, 0] == g.curves[index]]
+    x = cs[x_key].to_numpy(float) + offset
+    p, lo, hi, few = (cs[k].to_numpy() for k in ("p_collapse", "p_lo", "p_hi", "few_runs"))
+    ok = np.isfinite(p.astype(float))
+    yerr = np.vstack([p - lo, hi - p]).astype(float)
+    ax.errorbar(x[ok], p[ok].astype(float), yerr=np.clip(yerr[:, ok], 0, None), marker="o", linestyle="none",
+                capsize=3, color=color, label=text, markerfacecolor=color)
+    sel = ok & few.astype(bool)
+    if sel.any():
+        ax.plot(x[sel], p[sel].astype(float), marker="o", linestyle="none", color=color, markerfacecolor="white",
+                zorder=4)
+    if fit is not None and fit.fitted and math.isfinite(fit.lam_c[0]):
+        xf = np.linspace(g.xs.min(), g.xs.max(), 300)
+        ax.plot(xf, fit.p(xf), color=color, linewidth=1.5)

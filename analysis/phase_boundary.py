@@ -30,12 +30,15 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from analysis import cli
+from analysis import collapse as C
 from analysis import figures as FG
 from analysis import output as O
 from analysis import stats as S
 from analysis.suggest import suggest
 
 STEM = "phase_boundary"
+NOTEBOOK_BAR = "0.75"
+P_COLOR = "purple"  # lambda_c from the collapse probability  # the notebook's lambda_c bars: one grey, as their legend entry
 
 
 @dataclass
@@ -66,6 +69,8 @@ class Panel(S.Grid):
     verdict: str  # depends, robust or undetermined: whether the curves' lambda_c intervals overlap
     conclusion: str  # the notebook's line
     reason: str
+    logits: list  # one collapse.Logit per curve: P(collapse) against x
+    verdict_p: tuple  # (short, line, reason) from the lambda_c(P = 0.5) intervals
 
 
 # --------------------------------------------------------------------------- analysis
@@ -91,7 +96,13 @@ def analyse_panel(g: S.Grid, args) -> Panel:
         for i, (_, mean, _, n) in enumerate(curves)
     ]
     short, line, why = verdict(g.curves, crossings, args)
-    return Panel(**vars(g), crossings=crossings, verdict=short, conclusion=line, reason=why)
+    logits = C.panel_outcomes(g, args.curve_key, args)
+    if not any(f.n_collapsed for f in logits):
+        vp = ("undetermined", "Undetermined: no run collapsed in this panel", "no run collapsed in this panel")
+    else:
+        vp = verdict(g.curves, logits, args, "P(collapse)=0.5 (a binomial logistic)")
+    return Panel(**vars(g), crossings=crossings, verdict=short, conclusion=line, reason=why, logits=logits,
+                 verdict_p=vp)
 
 
 def crossing(xs, mean, n, fit, estimate, undefined, thr) -> Crossing:
@@ -121,15 +132,17 @@ def crossing(xs, mean, n, fit, estimate, undefined, thr) -> Crossing:
                     best, undefined)
 
 
-def verdict(curves, crossings, args) -> tuple[str, str, str]:
-    """(short verdict, the notebook's line, the reason) from whether the intervals overlap."""
+def verdict(curves, crossings, args, what: str = "") -> tuple[str, str, str]:
+    """(short verdict, the notebook's line, the reason) from whether the intervals overlap
+    (``crossings``: anything with ``lam_c``; ``what``: what that lambda_c is, if not the crossing)."""
     x, c = FG.sym(args.x_key), FG.sym(args.curve_key)
     depends = (
         f"Phase boundary depends on ({', '.join(FG.sym(k) for k in (args.x_key, args.panel_key, args.curve_key) if k)})"
     )
     ivs = [(curve, *e.lam_c) for curve, e in zip(curves, crossings) if not math.isnan(e.lam_c[1] + e.lam_c[2])]
     if len(ivs) < 2:
-        why = f"fewer than two {c} values have a {x}_c interval (no crossing, or fewer than 4 {x} values)"
+        why = (f"fewer than two {c} values have a {x}_c interval at {what} (no collapse, too few runs or no fit)" if what
+               else f"fewer than two {c} values have a {x}_c interval (no crossing, or fewer than 4 {x} values)")
         return "undetermined", f"Undetermined: {why}", why
     hi_lo, lo_hi = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])
     if hi_lo[2] > lo_hi[3]:
@@ -163,12 +176,15 @@ def tables(panels, args) -> list:
             "grid_bracket": e.bracket_text,
             "cells_on_transition": e.on,
             "threshold": args.threshold,
+            **C.logit_cols(args.x_key, f),
+            "collapse_error": args.collapse_error,
         }
         for p in panels
-        for c, e in zip(p.curves, p.crossings)
+        for c, e, f in zip(p.curves, p.crossings, p.logits)
     ]
     verdicts = [
-        {**O.panel_cols(p, args), "verdict": p.verdict, "conclusion": p.conclusion, "reason": p.reason}
+        {**O.panel_cols(p, args), "verdict": p.verdict, "conclusion": p.conclusion, "reason": p.reason,
+         "verdict_collapse": p.verdict_p[0], "conclusion_collapse": p.verdict_p[1], "reason_collapse": p.verdict_p[2]}
         for p in panels
     ]
     return [
@@ -211,10 +227,22 @@ def echo_summary(echo, panels, args) -> None:
                 echo(
                     f"    note: the notebook's rule assumes the error rises with {x}; here it falls, so its {x}_c is the first grid point"
                 )
-    echo("\n--- Conclusion ---")
+    echo(f"\n--- {x}_c from the collapse probability: a binomial logistic of outcome on {x} per curve "
+         f"(statsmodels GLM), {x} at P(collapse)=0.5 and the slope, {args.confidence:.0%} profile-likelihood intervals ---")
+    for p in O.each_panel(echo, panels, args.panel_key):
+        for c, f in zip(p.curves, p.logits):
+            echo(f"  {FG.label(ck, c)}: " + C.describe_fit(f, x, FG.fci, FG.fnum))
+        few = p.cells[p.cells["few_runs"]]
+        if len(few):
+            echo(f"  note: {len(few)} cell(s) hold fewer than {C.MIN_RUNS} runs: their collapse fractions say little")
+    echo(f"\n--- Conclusion (first line: from the mean error's crossing of {thr:.2f}; second: from the collapse "
+         "probability) ---")
     for p in panels:
         head = O.panel_head(args.panel_key, p.value)
         echo(f"{head}: {p.conclusion}: {p.reason}" if p.verdict != "undetermined" else f"{head}: {p.conclusion}")
+        short, line, why = p.verdict_p
+        what = f"{head}, from {x}_c at P(collapse)=0.5"
+        echo(f"{what}: {line}: {why}" if short != "undetermined" else f"{what}: {line}")
 
 
 # --------------------------------------------------------------------------- figure
@@ -230,6 +258,33 @@ def draw(panels, args):
     return fig
 
 
+def draw_collapse_p(panels, args):
+    """Per panel: the collapse fraction per cell with its binomial interval and each curve's
+    logistic, its lambda_c at P = 0.5 marked."""
+    fig, axes = FG.new_figure(len(panels), 1, width=8.0)
+    colors = FG.palette(sorted({c for p in panels for c in p.curves}))
+    x_sym = FG.sym(args.x_key)
+    for r, p in enumerate(panels):
+        ax = axes[r, 0]
+        step = float(np.min(np.diff(p.xs))) if p.xs.size > 1 else 1.0
+        for i, (c, f) in enumerate(zip(p.curves, p.logits)):
+            off = (i - (len(p.curves) - 1) / 2) * 0.12 * step
+            FG.collapse_curve(ax, p, i, f, colors[c], FG.label(args.curve_key, c), args.x_key, off)
+            if f.fitted and np.isfinite(f.lam_c[0]):
+                lo, hi = max(f.lam_c[1], p.xs.min()), min(f.lam_c[2], p.xs.max())
+                FG.estimate(ax, f.lam_c[0], 0.5, xerr=FG.err_interval(f.lam_c[0], lo, hi), color=colors[c])
+        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
+        ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
+               xticks=p.xs, title=f"{FG.panel_prefix(args.panel_key, p.value)}Collapse probability vs {x_sym}: fraction "
+               f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {C.MIN_RUNS} runs; "
+               f"lines: binomial logistic; diamonds: {x_sym}_c at P = 0.5)")
+        ax.grid(True, alpha=0.3)
+        if not any(f.n_collapsed for f in p.logits):
+            ax.text(0.5, 0.6, "no run collapsed", ha="center", transform=ax.transAxes, color="0.3")
+        ax.legend(fontsize=9)
+    return fig
+
+
 def draw_curves(ax, p, args, colors) -> None:
     """Mean error against x per curve (std bars), its logistic and its crossing; the threshold."""
     x_sym, thr, head = FG.sym(args.x_key), args.threshold, FG.panel_prefix(args.panel_key, p.value)
@@ -237,6 +292,7 @@ def draw_curves(ax, p, args, colors) -> None:
     for c, e in zip(p.curves, p.crossings):
         x, m, sd, n = p.curve(args.curve_key, c, args.x_key)
         drawn |= FG.error_curve(ax, x, m, sd, n, n_full, colors[c], FG.label(args.curve_key, c), e.fit)
+        drawn |= FG.runs_strip(ax, p, p.curves.index(c), colors[c], args.collapse_error)
         lc, lo, hi = e.lam_c
         if np.isfinite(lc):
             FG.estimate(ax, lc, thr, xerr=FG.err_interval(lc, lo, hi), color=colors[c])
@@ -244,6 +300,8 @@ def draw_curves(ax, p, args, colors) -> None:
     for g, col in zip(args.guides, ("green", "red", "0.4", "0.4")):
         ax.axhline(y=g, color=col, linestyle="--", alpha=0.5)
     ax.axhline(y=thr, color="0.2", linestyle=":", linewidth=1.2)
+    if "runs" in drawn:
+        ax.axhline(y=args.collapse_error, color="0.55", linestyle="-.", linewidth=1)
     ax.set(xlabel=x_sym, ylabel="Test Error" if args.metric.endswith("_error") else args.metric, xticks=p.xs)
     ax.set_title(f"{head}Error vs {x_sym} (different {FG.plural(args.curve_key)})\n{FG.seeds_note(p.cells['n'], True)}")
     if args.metric.endswith("_error"):
@@ -253,6 +311,7 @@ def draw_curves(ax, p, args, colors) -> None:
         Line2D([], [], color="0.2", linestyle=":", label=f"threshold {thr:.2f}")
     ]
     handles += [Line2D([], [], color="0.3", linestyle="--", label="logistic fit")] if "fit" in drawn else []
+    handles += FG.strip_handles(drawn, args.collapse_error)
     handles += [FG.estimate_handle(f"{x_sym}_c, {args.confidence:.0%} CI")] if "estimate" in drawn else []
     guides = "guides " + " / ".join(f"{g:.2f}" for g in args.guides)
     handles += [Line2D([], [], color="0.5", linestyle="--", label=guides)] if args.guides else []
@@ -262,14 +321,20 @@ def draw_curves(ax, p, args, colors) -> None:
 def draw_boundary(axb, p, args, colors) -> None:
     """lambda_c per curve: the notebook's as bars, the crossing with its interval, the brackets."""
     x_sym, thr, head = FG.sym(args.x_key), args.threshold, FG.panel_prefix(args.panel_key, p.value)
-    estimated = False
+    estimated = p_estimated = False
     for i, (c, e) in enumerate(zip(p.curves, p.crossings)):
         lc, lo, hi = e.lam_c
         if np.isfinite(lc):
-            FG.estimate(axb, i, lc, yerr=FG.err_interval(lc, lo, hi), color="black")
+            FG.estimate(axb, i - 0.12, lc, yerr=FG.err_interval(lc, lo, hi), color="black")
             estimated = True
+        f = p.logits[i]
+        if f.fitted and np.isfinite(f.lam_c[0]):
+            lo_p, hi_p = max(f.lam_c[1], p.xs.min() - 0.15 * np.ptp(p.xs)), min(f.lam_c[2], p.xs.max() + 0.15 * np.ptp(p.xs))
+            axb.errorbar([i + 0.12], [f.lam_c[0]], yerr=FG.err_interval(f.lam_c[0], lo_p, hi_p), marker="s",
+                         markersize=8, color=P_COLOR, markerfacecolor="white", markeredgewidth=2, capsize=5, zorder=6)
+            p_estimated = True
         if np.isfinite(e.notebook):
-            axb.bar(i, e.notebook, width=0.6, color=colors[c], alpha=0.85)
+            axb.bar(i, e.notebook, width=0.6, color=NOTEBOOK_BAR, alpha=0.85)
         for a, b in e.brackets:
             axb.fill_between([i - 0.35, i + 0.35], a, b, color="0.5", alpha=0.15, zorder=0)
         if not np.isfinite(lc):
@@ -285,8 +350,10 @@ def draw_boundary(axb, p, args, colors) -> None:
         f"{head}Phase Boundary vs {FG.title_name(args.curve_key)}\n(dotted: grid {x_sym}; shaded: bracket of the crossing)"
     )
     axb.legend(
-        handles=[Patch(color="0.6", label=f"notebook: first grid {x_sym} with error > {thr:.2f}")]
-        + ([FG.estimate_handle(f"λ_c (crossing), {args.confidence:.0%} CI", "black")] if estimated else []),
+        handles=[Patch(color=NOTEBOOK_BAR, alpha=0.85, label=f"notebook: first grid {x_sym} with error > {thr:.2f}")]
+        + ([FG.estimate_handle(f"{x_sym}_c (mean crosses {thr:.2f}), {args.confidence:.0%} CI", "black")] if estimated else [])
+        + ([Line2D([], [], color=P_COLOR, marker="s", markerfacecolor="white", markeredgewidth=2, linestyle="none",
+                   label=f"{x_sym}_c (P(collapse)=0.5), {args.confidence:.0%} CI")] if p_estimated else []),
         fontsize=9,
         loc="upper center",
         bbox_to_anchor=(0.5, -0.09),
@@ -303,6 +370,7 @@ def build_parser():
     )
     parser.add_argument("--curve-key", default="lr", help="one curve / lambda_c per value (default: lr)")
     parser.add_argument("--threshold", type=float, default=0.20, help="error threshold of lambda_c (default 0.20)")
+    C.add_options(parser)
     parser.add_argument(
         "--guides", type=float, nargs="*", default=[0.15, 0.25], help="guide lines (default: 0.15 0.25)"
     )
@@ -315,6 +383,7 @@ def main(argv=None) -> int:
 
 def run(args) -> int:
     echo, runs = cli.start(args, "--curve-key", args.curve_key, "LR-LAMBDA INTERACTION ANALYSIS")
+    C.setup(echo, runs.df, args, [args.panel_key, args.curve_key, args.x_key])
     panels = [analyse_panel(g, args) for g in S.grids(runs.df, args.panel_key, args.curve_key, args.x_key)]
     results = tables(panels, args)
     echo_summary(echo, panels, args)
@@ -324,9 +393,9 @@ def run(args) -> int:
         suggest(echo, args, runs.df, args.curve_key, plans, "python -m analysis.phase_boundary")
     describe = (
         f"metric: `{args.metric}`; curves by `{args.curve_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; "
-        f"threshold {args.threshold:.2f}"
+        f"threshold {args.threshold:.2f}; a run is collapsed when {args.metric} > {args.collapse_error:.3f}"
     )
-    figures = [("", draw(panels, args))]
+    figures = [("", draw(panels, args)), ("_collapse", draw_collapse_p(panels, args))]
     return O.write_outputs(args, runs, echo, STEM, "Phase boundary (lr x lambda)", figures, results, describe)
 
 

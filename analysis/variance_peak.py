@@ -34,6 +34,7 @@ import pandas as pd
 from matplotlib.lines import Line2D
 
 from analysis import cli
+from analysis import collapse as C
 from analysis import figures as FG
 from analysis import output as O
 from analysis import stats as S
@@ -74,6 +75,9 @@ class Panel(S.Grid):
     collapse: tuple  # (lambda_c, nu, a, b, w, rms) of the collapse through the cell means
     collapse_lambda_c: tuple
     collapse_nu: tuple
+    logits: list  # one collapse.Logit per size: P(collapse) against x
+    sharpening: C.Sharpening  # does the collapse curve sharpen with size
+    scaling: C.Scaling  # the finite-size collapse of P(lambda, L)
 
 
 def resnet18_params(width: float, num_classes: int = 10, in_channels: int = 3) -> int:
@@ -106,6 +110,7 @@ def analyse_panel(g: S.Grid, args, measure: dict) -> Panel:
     """Per size the peak and the logistic, across sizes the slopes and the collapse, with
     bootstrap intervals over seeds."""
     sizes, xs = g.curves, g.xs
+    logits = C.panel_outcomes(g, args.size_key, args)
     claims = all(isinstance(s, (int, float, np.number)) and s > 0 for s in sizes) and len(sizes) >= 2
     L = np.array([measure[s] for s in sizes]) if claims else None
     curves = [g.curve(args.size_key, s, args.x_key) for s in sizes]
@@ -142,8 +147,24 @@ def analyse_panel(g: S.Grid, args, measure: dict) -> Panel:
         loc, note = peak_location(xs, curves[i][2], x, xg[0])
         per_size[s] = Size(h, xg[0], loc, note, width, center, fits[i])
     slopes = est[5 * len(sizes) :] if claims else [NAN3] * 4
+    if claims:
+        k, n = C.ktable(g, args)
+        sharp, scaling = C.fit_sharpening(xs, L, k, n, args.confidence), C.fit_scaling(xs, L, k, n, args.confidence)
+    else:
+        sharp = C.Sharpening(NAN3, math.nan, "one size or sizes that are not positive numbers")
+        scaling = C.Scaling(NAN3, NAN3, math.nan, sharp.why, "")
     return Panel(**vars(g), sizes=per_size, claims=claims, collapse=collapse, exp_peak=slopes[0],
-                 exp_width=slopes[1], collapse_lambda_c=slopes[2], collapse_nu=slopes[3])
+                 exp_width=slopes[1], collapse_lambda_c=slopes[2], collapse_nu=slopes[3], logits=logits,
+                 sharpening=sharp, scaling=scaling)
+
+
+def peak_cell(p, s, z) -> dict:
+    """The collapse statistics of a size's peak cell (its grid argmax of the std)."""
+    cs = p.cells[(p.cells.iloc[:, 0] == s) & np.isclose(p.cells.iloc[:, 1].astype(float), z.peak_x_grid)]
+    if cs.empty:
+        return {"peak_p_collapse": math.nan, "peak_p1mp": math.nan, "peak_collapse_var_share": math.nan}
+    r = cs.iloc[0]
+    return {"peak_p_collapse": r.p_collapse, "peak_p1mp": r.p_1mp, "peak_collapse_var_share": r.collapse_var_share}
 
 
 def peak_location(xs, sd, estimate, xg):
@@ -194,9 +215,12 @@ def tables(panels, args, measure) -> list:
             **O.ci_cols("sigmoid_center", z.sigmoid_center),
             **({"size_L": measure[s], "chi_peak": measure[s] * z.peak_std[0] * z.peak_std[0]}
                if args.susceptibility else {}),
+            **peak_cell(p, s, z),
+            **C.logit_cols(x, f),
+            "collapse_error": args.collapse_error,
         }
         for p in panels
-        for s, z in p.sizes.items()
+        for (s, z), f in zip(p.sizes.items(), p.logits)
     ]
     claims = []
     for p in (p for p in panels if p.claims):
@@ -207,7 +231,20 @@ def tables(panels, args, measure) -> list:
                            "verdict": verdict})
         for name in ("collapse_lambda_c", "collapse_nu"):
             e, lo, hi = getattr(p, name)
-            claims.append({**O.panel_cols(p, args), "claim": name, "estimate": e, "lo": lo, "hi": hi, "verdict": ""})
+            note = C.nu_resolved(e, lo, hi) if name == "collapse_nu" else ""
+            claims.append({**O.panel_cols(p, args), "claim": name, "estimate": e, "lo": lo, "hi": hi,
+                           "verdict": f"NOT RESOLVED: {note}" if note else ""})
+        sh = p.sharpening
+        claims.append({**O.panel_cols(p, args), "claim": "collapse probability sharpens with size (d slope / d ln L)",
+                       "estimate": sh.d[0], "lo": sh.d[1], "hi": sh.d[2], "verdict": sh.verdict()})
+        mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
+        claims.append({**O.panel_cols(p, args), "claim": f"{x}_c(P=0.5) moves with size", "estimate": math.nan,
+                       "lo": math.nan, "hi": math.nan, "verdict": f"{mv}: {why}"})
+        sc = p.scaling
+        nu_note = sc.why or sc.nu_note
+        for name, t in ((f"P collapse {x}_c", sc.lam_c), ("P collapse 1/nu", sc.inv_nu), ("P collapse nu", sc.nu)):
+            claims.append({**O.panel_cols(p, args), "claim": name, "estimate": t[0], "lo": t[1], "hi": t[2],
+                           "verdict": f"NOT RESOLVED: {nu_note}" if nu_note and name.endswith("nu") else ""})
     return [("cells", None, cells), ("summary", "Peaks and transitions", pd.DataFrame(summary))] + (
         [("claims", "Claims and collapse", pd.DataFrame(claims))] if claims else []
     )
@@ -239,6 +276,44 @@ def echo_peaks(echo, panels, args, measure) -> None:
                 echo(f"    note: the peak is {z.peak_note}; its location is known only to the interval shown")
 
 
+def echo_collapse(echo, panels, args) -> None:
+    """Per panel: the collapse probability per size, whether it sharpens and moves with size,
+    its finite-size collapse, and how much of the variance peak is the collapse chance."""
+    x, sk = FG.sym(args.x_key), args.size_key
+    echo(f"\n--- The collapse probability (binomial logistic per size, statsmodels GLM; {args.confidence:.0%} "
+         "profile-likelihood intervals) ---")
+    for p in O.each_panel(echo, panels, args.panel_key):
+        for (s, z), f in zip(p.sizes.items(), p.logits):
+            echo(f"  {FG.label(sk, s)}: " + C.describe_fit(f, x, FG.fci, FG.fnum))
+            pc = peak_cell(p, s, z)
+            if np.isfinite(z.peak_std[0]):
+                share = pc["peak_collapse_var_share"]
+                echo(f"    at the variance peak ({x}={z.peak_x_grid:.2f}): std={z.peak_std[0]:.4f}, "
+                     f"P(collapse)={FG.fnum(pc['peak_p_collapse'], '.2f')}, p(1-p)={FG.fnum(pc['peak_p1mp'], '.3f')}; "
+                     + (f"the split into collapsed and not explains {share:.0%} of the cell's variance"
+                        if np.isfinite(share) else "no run collapsed there: none of the variance is collapse chance"
+                        if pc["peak_p_collapse"] == 0 else "every run collapsed there"))
+        few = p.cells[p.cells["few_runs"]]
+        if len(few):
+            echo(f"  note: {len(few)} cell(s) hold fewer than {C.MIN_RUNS} runs: their collapse fractions say little")
+        if not p.claims:
+            continue
+        sh = p.sharpening
+        echo(f"  collapse curve sharpens with size? {sh.verdict()}: d slope / d ln L = {FG.fnum(sh.d[0], '+.2f')} "
+             f"{FG.fci(sh.d[1], sh.d[2], '+.2f')} (logit P = a + b {x} + c ln L + d {x} ln L)")
+        mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
+        echo(f"  {x}_c(P=0.5) moves with size? {mv}: {why}")
+        sc = p.scaling
+        if sc.why:
+            echo(f"  finite-size collapse of P: not fitted ({sc.why})")
+        else:
+            nu = sc.nu
+            nu_text = f"ν not resolved ({sc.nu_note})" if sc.nu_note else f"ν={nu[0]:.2f} {FG.fci(nu[1], nu[2], '.2f')}"
+            echo(f"  finite-size collapse of P = expit(({x} - {x}_c) (L/L0)^(1/ν) / w): {x}_c={sc.lam_c[0]:.3f} "
+                 f"{FG.fci(sc.lam_c[1], sc.lam_c[2], '.3f')}, 1/ν={sc.inv_nu[0]:+.2f} "
+                 f"{FG.fci(sc.inv_nu[1], sc.inv_nu[2], '+.2f')}, {nu_text}")
+
+
 def echo_claims(echo, panels, args) -> None:
     """Per panel: the two claims with their verdicts, and the collapse."""
     x, sk = FG.sym(args.x_key), args.size_key
@@ -256,8 +331,10 @@ def echo_claims(echo, panels, args) -> None:
             verdict = verdict_sign(lo, hi, yes_if, yes, no)
             echo(f"  {claim}? {verdict}: d ln({what}) / d ln(L) = {FG.fnum(e, '+.3f')} {FG.fci(lo, hi, '+.3f')}")
         (lc, clo, chi), (nu, nlo, nhi) = p.collapse_lambda_c, p.collapse_nu
+        note = C.nu_resolved(nu, nlo, nhi)
+        nu_text = f"ν not resolved ({note})" if note else f"ν={FG.fnum(nu, '.2f')} {FG.fci(nlo, nhi, '.2f')}"
         echo(
-            f"  collapse: {x}_c={FG.fnum(lc, '.3f')} {FG.fci(clo, chi, '.3f')}, ν={FG.fnum(nu, '.2f')} {FG.fci(nlo, nhi, '.2f')}, "
+            f"  collapse of the mean error: {x}_c={FG.fnum(lc, '.3f')} {FG.fci(clo, chi, '.3f')}, {nu_text}, "
             f"rms deviation of the cell means from the collapsed curve {FG.fnum(p.collapse[5], '.3g')}"
         )
         echo(
@@ -273,7 +350,7 @@ def echo_claims(echo, panels, args) -> None:
 
 def figures(panels, args, measure) -> list:
     """(file name suffix, figure): the main figure, and with claims the scaling and the collapse."""
-    out = [("", draw_main(panels, args, measure))]
+    out = [("", draw_main(panels, args, measure)), ("_probability", draw_probability(panels, args))]
     if any(p.claims for p in panels):
         out += [("_scaling", draw_scaling(panels, args, measure)), ("_collapse", draw_collapse(panels, args, measure))]
     return out
@@ -291,6 +368,7 @@ def draw_main(panels, args, measure):
             c, lab = colors[s], FG.label(args.size_key, s)
             x, m, sd, n = p.curve(args.size_key, s, args.x_key)
             drawn |= FG.error_curve(ax_e, x, m, sd, n, n_full, c, lab, z.fit)
+            drawn |= FG.runs_strip(ax_e, p, p.curves.index(s), c, args.collapse_error)
             ax_s.plot(x, sd, marker="s", color=c, label=lab, linewidth=2)
             FG.mark_missing(ax_s, x[n == 0], c)
             FG.annotate_n(ax_s, x, sd, n, n_full, c)
@@ -305,6 +383,9 @@ def draw_main(panels, args, measure):
         ax_s.set(title=f"{head}Variance Peak (finite-size scaling)\n{note}",
                  ylabel=f"Std({name.split()[-1]}) - Variance Proxy")
         extra_e = [Line2D([], [], color="0.3", linestyle="--", label="sigmoid fit")] if "fit" in drawn else []
+        extra_e += FG.strip_handles(drawn, args.collapse_error)
+        if "runs" in drawn:
+            ax_e.axhline(args.collapse_error, color="0.55", linestyle="-.", linewidth=1)
         extra_s = [FG.estimate_handle(f"peak, {args.confidence:.0%} CI")] if "peak" in drawn else []
         missing = [FG.MISSING_HANDLE] if "missing" in drawn else []
         cols = [(ax_e, extra_e + missing), (ax_s, extra_s + missing)]
@@ -324,6 +405,44 @@ def draw_main(panels, args, measure):
         if not np.isfinite(p.cells["std"]).any():
             ax_s.text(0.5, 0.5, "no std: fewer than 2 seeds in every cell", ha="center", transform=ax_s.transAxes,
                       color="0.3")
+    return fig
+
+
+def draw_probability(panels, args):
+    """Per panel: P(collapse) per cell and size with its binomial interval and logistic; and the
+    cell variance beside the part of it that the collapse chance explains."""
+    fig, axes = FG.new_figure(len(panels), 2)
+    colors, x_sym = FG.palette(sorted({s for p in panels for s in p.curves})), FG.sym(args.x_key)
+    for r, p in enumerate(panels):
+        ax, axv = axes[r, 0], axes[r, 1]
+        step = float(np.min(np.diff(p.xs))) if p.xs.size > 1 else 1.0
+        for i, (s, f) in enumerate(zip(p.curves, p.logits)):
+            off = (i - (len(p.curves) - 1) / 2) * 0.12 * step
+            FG.collapse_curve(ax, p, i, f, colors[s], FG.label(args.size_key, s), args.x_key, off)
+            if f.fitted and np.isfinite(f.lam_c[0]):
+                lo, hi = max(f.lam_c[1], p.xs.min()), min(f.lam_c[2], p.xs.max())
+                FG.estimate(ax, f.lam_c[0], 0.5, xerr=FG.err_interval(f.lam_c[0], lo, hi), color=colors[s])
+            cs = p.cells[p.cells.iloc[:, 0] == s]
+            var = cs["std"].to_numpy(float) ** 2
+            part = var * np.nan_to_num(cs["collapse_var_share"].to_numpy(float))
+            xv = cs[args.x_key].to_numpy(float)
+            axv.plot(xv, var, marker="s", color=colors[s], linewidth=2, label=f"{FG.label(args.size_key, s)}: Var")
+            axv.plot(xv, part, linestyle="--", marker="x", color=colors[s], linewidth=1.2,
+                     label="of it, collapse chance p(1-p)Δ²")
+        head = FG.panel_prefix(args.panel_key, p.value)
+        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
+        ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
+               xticks=p.xs, title=f"{head}Collapse probability vs {x_sym}: fraction of runs, {args.confidence:.0%} "
+               f"{args.binomial_interval} interval\n(hollow: < {C.MIN_RUNS} runs; lines: binomial logistic; "
+               f"diamonds: {x_sym}_c at P = 0.5)")
+        if not any(f.n_collapsed for f in p.logits):
+            ax.text(0.5, 0.6, "no run collapsed", ha="center", transform=ax.transAxes, color="0.3")
+        axv.set(xlabel=x_sym, ylabel="variance of the cell's runs", xticks=p.xs,
+                title=f"{head}Variance per cell, and the part the two outcomes explain\n"
+                      "(law of total variance: p(1-p)·(mean collapsed - mean not)²)")
+        for a in (ax, axv):
+            a.grid(True, alpha=0.3)
+            a.legend(fontsize=8)
     return fig
 
 
@@ -398,6 +517,7 @@ def build_parser():
     parser = cli.script_parser("python -m analysis.variance_peak", "Variance peak and finite-size collapse.")
     parser.add_argument("--size-key", default="model.width", help="model size key (default: model.width)")
     parser.add_argument("--susceptibility", action="store_true", help="add a column with chi = L * Var(error)")
+    C.add_options(parser)
     parser.add_argument(
         "--size-measure",
         choices=("params", "value"),
@@ -415,15 +535,18 @@ def run(args) -> int:
     args.size_measure = args.size_measure or ("params" if args.size_key in ("model.width", "width_mult") else "value")
     echo, runs = cli.start(args, "--size-key", args.size_key, "FINITE-SIZE SCALING ANALYSIS")
     measure = size_measure(args, sorted(runs.df[args.size_key].unique().tolist()))
+    C.setup(echo, runs.df, args, [args.panel_key, args.size_key, args.x_key])
     panels = [analyse_panel(g, args, measure) for g in S.grids(runs.df, args.panel_key, args.size_key, args.x_key)]
     results = tables(panels, args, measure)
     echo_peaks(echo, panels, args, measure)
     echo_claims(echo, panels, args)
+    echo_collapse(echo, panels, args)
     if args.suggest:
         what = f"the {FG.sym(args.x_key)} interval of the variance peak"
         plans = [(p.value, s, p.xs, *z.peak_x[1:], what) for p in panels for s, z in p.sizes.items()]
         suggest(echo, args, runs.df, args.size_key, plans, "python -m analysis.variance_peak")
-    describe = f"metric: `{args.metric}`; size key `{args.size_key}`, panels by `{args.panel_key}`, x `{args.x_key}`"
+    describe = (f"metric: `{args.metric}`; size key `{args.size_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; "
+                f"a run is collapsed when {args.metric} > {args.collapse_error:.3f}")
     title = "Variance peak (finite-size scaling)"
     return O.write_outputs(args, runs, echo, STEM, title, figures(panels, args, measure), results, describe)
 

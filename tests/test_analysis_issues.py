@@ -226,7 +226,8 @@ def test_sparse_figures_show_only_what_is_drawn(tmp_path):
     fig = VP.draw_main(panels, args, {1.0: 11.17})
     ax_e, ax_s = fig.axes[:2]
     labels = [t.get_text() for ax in (ax_e, ax_s) for t in ax.get_legend().get_texts()]
-    assert labels == ["width=1.0×", "width=1.0×"]  # no "sigmoid fit", no "peak, 95% CI"
+    # no "sigmoid fit", no "peak, 95% CI", no "collapsed run": the runs and the threshold are drawn
+    assert labels == ["width=1.0×", "one run (jittered)", "collapse threshold", "width=1.0×"]
     lo, hi = ax_e.get_ylim()
     assert hi - lo >= 0.05 - 1e-9 and lo <= 0.300 and hi >= 0.302
 
