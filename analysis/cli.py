@@ -114,7 +114,10 @@ def collected(dirs, all_keys: bool = True) -> tuple[pd.DataFrame, CollectReport]
     """:func:`analysis.runs.collect`, refusing an empty result."""
     table, report = collect(dirs, all_keys=all_keys)
     if table.empty:
-        raise AnalysisError(f"no finished runs found under {', '.join(dirs)} ({report.skipped()})")
+        why = "; ".join(f"{p}: {r}" for p, r in report.bad_files[:3])
+        more = f" (and {len(report.bad_files) - 3} more)" if len(report.bad_files) > 3 else ""
+        raise AnalysisError(f"no finished runs found under {', '.join(dirs)} ({report.skipped()})"
+                            + (f"; unreadable: {why}{more}" if why else ""))
     return table, report
 
 

@@ -180,6 +180,17 @@ def is_notebook_record(r) -> bool:
     )
 
 
+def _holds_notebook_records(path: str) -> bool:
+    """A JSON file whose record(s) have only the notebooks' fields (no ``status``): a notebook
+    record whatever the file's name, ``result.json`` included."""
+    try:
+        data = _read_json(path)
+    except ValueError:
+        return False
+    records = data if isinstance(data, list) else [data]
+    return bool(records) and all(is_notebook_record(r) for r in records)
+
+
 def _notebook_records(path: str) -> list[dict]:
     """The records of one notebook file (results / checkpoint list, results CSV, one record)."""
     if path.endswith(".csv"):
@@ -291,7 +302,7 @@ def _read(folder: str, name: str, report: CollectReport) -> list[dict]:
     """The runs of one file (a result.json or a notebook file); problems go to ``report``.
     A run is identified by its record's fingerprint, else by its config's (dgl.identity)."""
     path = os.path.join(folder, name)
-    if name == "result.json":
+    if name == "result.json" and not _holds_notebook_records(path):
         try:
             record = _dgl_record(path)
         except ValueError as e:
@@ -302,7 +313,7 @@ def _read(folder: str, name: str, report: CollectReport) -> list[dict]:
             return []
         key = record.get("fingerprint") or fingerprint(record["config"])
         return [_row(folder, "dgl run", path, flatten(record["config"]), record, 0, key)]
-    notebook_file = name.endswith(NOTEBOOK_FILES)
+    notebook_file = name.endswith(NOTEBOOK_FILES) or name == "result.json"
     if not (notebook_file or name.endswith(".json")) or name.endswith("_config.json"):
         return []
     try:

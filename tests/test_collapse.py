@@ -1,0 +1,234 @@
+"""analysis/collapse.py and what the scripts do with it, on planted collapse data: cells whose
+runs collapse with a known probability P(lambda, L) = logistic((lambda - lambda_c(L)) / s(L));
+and the defects found on the way (notebook records named result.json, reasons for unreadable
+files, the phase boundary's legend, an unresolved nu)."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import math
+import os
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.special import expit
+
+sys.path.insert(0, os.path.dirname(__file__))
+import analysis_fixtures as F
+
+from analysis import cli, runs
+from analysis import collapse as C
+from analysis import phase_boundary as PB
+from analysis import stats as S
+from analysis import variance_peak as VP
+
+XS = np.round(np.linspace(0.5, 1.0, 11), 4)
+WIDTHS = np.array([0.5, 1.0, 2.0])
+
+
+def lam_c(L):
+    return 0.75 + 0.05 * np.log2(L)  # moves by 0.05 per doubling
+
+
+def s_sharp(L):
+    return 0.06 * L**-1.0  # sharpens: slope 1/s doubles per doubling
+
+
+def planted_counts(rng, widths, s_of, n=20):
+    P = expit((XS[None, :] - lam_c(widths)[:, None]) / s_of(widths)[:, None])
+    return rng.binomial(n, P), np.full(P.shape, n), P
+
+
+def run_main(main, argv):
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = main(argv)
+    return rc, out.getvalue(), err.getvalue()
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_cell_intervals_cover_the_planted_fraction_about_95_percent():
+    rng = np.random.default_rng(0)
+    p = rng.uniform(0.02, 0.98, 4000)
+    n = rng.integers(5, 30, p.size)
+    k = rng.binomial(n, p)
+    for method in ("jeffreys", "wilson"):
+        lo, hi = C.interval(k, n, 0.95, method)
+        cover = np.mean((lo <= p) & (p <= hi))
+        assert 0.93 <= cover <= 0.975, (method, cover)
+
+
+def test_logistic_recovers_planted_lambda_c_and_slope_within_intervals():
+    rng = np.random.default_rng(1)
+    hits_lc = hits_slope = 0
+    trials = 40
+    for _ in range(trials):
+        k, n, _ = planted_counts(rng, np.array([1.0]), lambda L: np.full(np.shape(L), 0.05))
+        f = C.fit_logistic(XS, k[0], n[0])
+        assert f.why == "" and f.fitted
+        hits_lc += f.lam_c[1] <= 0.75 <= f.lam_c[2]
+        hits_slope += f.slope[1] <= 20.0 <= f.slope[2]
+    assert hits_lc >= 0.85 * trials and hits_slope >= 0.85 * trials, (hits_lc, hits_slope)
+
+
+def test_lambda_c_per_size_is_recovered_and_sharpening_detected_when_planted():
+    rng = np.random.default_rng(2)
+    k, n, _ = planted_counts(rng, WIDTHS, s_sharp)
+    fits = [C.fit_logistic(XS, k[i], n[i]) for i in range(3)]
+    for L, f in zip(WIDTHS, fits):
+        assert f.lam_c[1] <= lam_c(L) <= f.lam_c[2], (L, f)
+        assert f.slope[1] <= 1 / s_sharp(L) <= f.slope[2] or math.isinf(f.slope[0]), (L, f)
+    verdict, _ = C.moves(list(WIDTHS), fits, str)
+    assert verdict == "YES"
+    sh = C.fit_sharpening(XS, WIDTHS, k, n)
+    assert sh.d[1] > 0 and sh.verdict().startswith("YES"), sh
+
+
+def test_sharpening_not_claimed_when_not_planted():
+    rng = np.random.default_rng(3)
+    claimed = 0
+    for _ in range(30):
+        k, n, _ = planted_counts(rng, WIDTHS, lambda L: np.full(np.shape(L), 0.06))
+        sh = C.fit_sharpening(XS, WIDTHS, k, n)
+        claimed += sh.verdict().startswith(("YES", "NO "))
+    assert claimed <= 4, claimed  # about 5 % of 30
+
+
+def test_scaling_of_p_finds_a_positive_nu_when_planted():
+    rng = np.random.default_rng(4)
+    L = np.array([1.0, 4.0, 16.0])
+    P = expit((XS[None, :] - 0.75) * (L[:, None] / 4.0) ** 0.5 / 0.05)  # 1/nu = 0.5, L0 = 4 (geometric mean)
+    n = np.full(P.shape, 20)
+    k = rng.binomial(n, P)
+    sc = C.fit_scaling(XS, L, k, n)
+    assert sc.why == "" and sc.nu_note == ""
+    assert sc.inv_nu[1] <= 0.5 <= sc.inv_nu[2] and sc.lam_c[1] <= 0.75 <= sc.lam_c[2], sc
+
+
+def test_too_few_runs_or_no_collapse_is_said_not_fitted():
+    assert C.fit_logistic(XS, np.zeros(11), np.full(11, 5)).why == "no run collapsed"
+    few = C.fit_logistic([0.5, 0.6], [0, 1], [2, 2])
+    assert not few.fitted and "too few" in few.why
+    sep = C.fit_logistic(XS, (XS > 0.8) * 5, np.full(11, 5))
+    assert sep.lam_c[1:] == (0.8, 0.85) and math.isinf(sep.slope[0]) and "separate" in sep.why
+    assert C.fit_sharpening(XS, WIDTHS, np.zeros((3, 11)), np.full((3, 11), 5)).verdict().startswith("NOT ANSWERED")
+
+
+def test_an_unresolved_nu_is_not_printed_as_a_number():
+    assert "not positive" in C.nu_resolved(-182.77, -1839.70, 1042.54)
+    assert "factor of 10" in C.nu_resolved(2.0, 0.3, 40.0)
+    assert C.nu_resolved(1.5, 1.0, 2.5) == ""
+
+
+# --------------------------------------------------------------------------- the scripts
+
+
+def plant_runs(root, rng, seeds=10):
+    """dgl runs of three widths; a run collapses (error ~0.85) with the planted probability,
+    else it sits on a plateau ~0.2."""
+    truth = {}
+    for w in WIDTHS:
+        for lam in XS:
+            p = float(expit((lam - lam_c(w)) / s_sharp(w)))
+            for seed in range(seeds):
+                y = 0.85 + 0.02 * rng.standard_normal() if rng.random() < p else 0.2 + 0.01 * rng.standard_normal()
+                F.write_run(root, "sweep", F.record(F.config(width=float(w), lam=float(lam), seed=seed, eta=0.8), y))
+            truth[(w, lam)] = p
+    return truth
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("collapse"))
+    return root, plant_runs(root, np.random.default_rng(7))
+
+
+def test_variance_peak_reports_the_collapse_probability(planted, tmp_path):
+    root, truth = planted
+    rc, text, err = run_main(VP.main, [root, "--out", str(tmp_path), "--n-boot", "20", "--size-measure", "value"])
+    assert rc == 0, err
+    assert "collapsed when best_error > 0.5" in text and "midway between the plateau" in text
+    cells = pd.read_csv(tmp_path / "variance_peak_cells.csv")
+    assert {"n_collapsed", "p_collapse", "p_lo", "p_hi", "p_1mp", "collapse_var_share"} <= set(cells.columns)
+    cover = np.mean([r.p_lo <= truth[(r["model.width"], r.lam)] <= r.p_hi for _, r in cells.iterrows()])
+    assert cover >= 0.85, cover
+    summary = pd.read_csv(tmp_path / "variance_peak_summary.csv")  # 95% intervals: one miss of three is chance
+    assert sum(r.lam_c_P50_lo <= lam_c(r["model.width"]) <= r.lam_c_P50_hi for _, r in summary.iterrows()) >= 2
+    claims = pd.read_csv(tmp_path / "variance_peak_claims.csv").set_index("claim")
+    assert claims.loc["collapse probability sharpens with size (d slope / d ln L)", "verdict"].startswith("YES")
+    assert claims.loc["lam_c(P=0.5) moves with size", "verdict"].startswith("YES")
+    assert "p(1-p)=" in text and os.path.getsize(tmp_path / "variance_peak_probability.png") > 10_000
+
+
+def test_phase_boundary_reports_lambda_c_at_half_collapse(planted, tmp_path):
+    root, _ = planted
+    rc, text, err = run_main(PB.main, [root, "--out", str(tmp_path), "--n-boot", "20", "--curve-key", "model.width",
+                                       "--collapse-error", "0.5"])
+    assert rc == 0, err
+    assert "given by --collapse-error" in text
+    s = pd.read_csv(tmp_path / "phase_boundary_summary.csv")
+    assert sum(r.lam_c_P50_lo <= lam_c(r["model.width"]) <= r.lam_c_P50_hi for _, r in s.iterrows()) >= 2
+    v = pd.read_csv(tmp_path / "phase_boundary_verdict.csv").iloc[0]
+    assert v.verdict_collapse == "depends", v
+    assert "from λ_c at P(collapse)=0.5: Phase boundary depends on" in text
+
+
+def test_no_collapse_anywhere_is_said(tmp_path):
+    for lam in XS:
+        for seed in range(5):
+            F.write_run(str(tmp_path / "r"), "s", F.record(F.config(lam=float(lam), seed=seed), 0.2 + 0.01 * seed))
+    rc, text, err = run_main(PB.main, [str(tmp_path / "r"), "--out", str(tmp_path / "o"), "--n-boot", "10",
+                                       "--panel-key", "none"])
+    assert rc == 0, err
+    assert "no run collapsed anywhere" in text and "not fitted: no run collapsed" in text
+
+
+# --------------------------------------------------------------------------- defects
+
+
+def test_a_notebook_record_named_result_json_is_a_notebook_record(tmp_path):
+    rec = F.notebook_q1_records(seeds=3)[0]
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "result.json").write_text(json.dumps(rec))
+    table, report = runs.collect(str(tmp_path))
+    assert not report.bad_files and len(table) == 1 and report.sources == {"notebook record": 1}
+    assert table.iloc[0]["best_error"] == pytest.approx(rec["best_error"])
+
+
+def test_no_runs_found_names_the_first_reasons(tmp_path):
+    for i in range(6):
+        (tmp_path / f"r{i}").mkdir()
+        (tmp_path / f"r{i}" / "result.json").write_text('{"status": "completed", "config": {' if i % 2 else "")
+    with pytest.raises(runs.AnalysisError) as e:
+        cli.collected([str(tmp_path)])
+    msg = str(e.value)
+    assert "6 unreadable" in msg and "half-written" in msg and "r0" in msg and "and 3 more" in msg
+
+
+def test_phase_boundary_legend_matches_what_is_drawn(tmp_path):
+    """Three lambdas (no logistic fit): no 'logistic fit' in the legend; the notebook's bars
+    are drawn in the grey of their legend swatch."""
+    root = str(tmp_path / "r")
+    for lr in (0.05, 0.1):
+        for lam, y in ((0.4, 0.15), (0.5, 0.22), (0.6, 0.3)):
+            for seed in range(3):
+                F.write_run(root, "s", F.record(F.config(lam=lam, lr=lr, seed=seed), y + 0.005 * seed))
+    args = PB.build_parser().parse_args([root, "--out", str(tmp_path / "o"), "--panel-key", "none", "--n-boot", "10"])
+    cli.check(args)
+    echo, used = cli.start(args, "--curve-key", args.curve_key, "T")
+    C.setup(echo, used.df, args, [args.curve_key, args.x_key])
+    panels = [PB.analyse_panel(g, args) for g in S.grids(used.df, None, args.curve_key, args.x_key)]
+    fig = PB.draw(panels, args)
+    ax, axb = fig.axes[:2]
+    assert "logistic fit" not in [t.get_text() for t in ax.get_legend().get_texts()]
+    import matplotlib.colors as mc
+
+    bars = [r for r in axb.patches if r.get_width() == pytest.approx(0.6)]
+    swatch = axb.get_legend().get_patches()[0]
+    assert bars and all(mc.to_rgb(b.get_facecolor()) == mc.to_rgb(swatch.get_facecolor()) for b in bars)
