@@ -174,6 +174,12 @@ def start(args, curve_option: str, curve_key: str, header: str):
         echo(line)
     table, more = select(table, args.metric, args.diverged, args.chance_error)
     notes += more
+    if "deterministic" in table:  # records from before train.deterministic: not deterministic
+        det = table["deterministic"].astype(object).eq(True)
+        if det.any() and not det.all():
+            notes.append(f"WARNING: {int(det.sum())} runs used deterministic kernels and {int((~det).sum())} "
+                         f"did not (train.deterministic false, or records from before it): those cannot be "
+                         f"reproduced; restrict with --where deterministic=True")
     used = [k for k in keys.values() if k is not None]
     for key in used:
         if pd.api.types.is_float_dtype(table[key]):
