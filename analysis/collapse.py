@@ -462,13 +462,15 @@ def logit_cols(x_key: str, fit: Logit) -> dict:
             "logit_slope": s, "logit_slope_lo": slo, "logit_slope_hi": shi, "collapse_fit_note": fit.why}
 
 
-def describe_fit(fit: Logit, x: str, fci, fnum) -> str:
+def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> str:
     """One line: lambda_c at P = 0.5 and the slope, or why there is none."""
     head = f"{fit.n_collapsed} of {fit.n_runs} runs collapsed"
     if not fit.fitted:
         return f"{head}; not fitted: {fit.why}"
     (e, lo, hi), (s, slo, shi) = fit.lam_c, fit.slope
-    return (f"{head}; {x}_c(P=0.5)={fnum(e, '.3f')} {fci(lo, hi, '.3f')}, slope d logit P / d{x} = "
+    return (f"{head}; {x}_c(P=0.5)={fnum(e, '.3f')} {fci(lo, hi, '.3f')}"
+            + (" (beyond the grid: extrapolated)" if math.isfinite(e) and not grid[0] <= e <= grid[1] else "")
+            + f", slope d logit P / d{x} = "
             f"{fnum(s, '.1f')} {fci(slo, shi, '.1f')}" + (f"\n    note: {fit.why}" if fit.why else ""))
 
 

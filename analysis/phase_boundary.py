@@ -100,7 +100,11 @@ def analyse_panel(g: S.Grid, args) -> Panel:
     if not any(f.n_collapsed for f in logits):
         vp = ("undetermined", "Undetermined: no run collapsed in this panel", "no run collapsed in this panel")
     else:
-        vp = verdict(g.curves, logits, args, "P(collapse)=0.5 (a binomial logistic)")
+        # an estimate beyond the grid is extrapolated: it counts as beyond it (no overlap claim rests on it)
+        inside = [f if g.xs.min() <= f.lam_c[0] <= g.xs.max() or not f.fitted else
+                  C.Logit((math.copysign(math.inf, f.lam_c[0] - g.xs.mean()), *f.lam_c[1:]), f.slope, f.why,
+                          f.n_runs, f.n_collapsed) for f in logits]
+        vp = verdict(g.curves, inside, args, "P(collapse)=0.5 (a binomial logistic)")
     return Panel(**vars(g), crossings=crossings, verdict=short, conclusion=line, reason=why, logits=logits,
                  verdict_p=vp)
 
@@ -231,7 +235,7 @@ def echo_summary(echo, panels, args) -> None:
          f"(statsmodels GLM), {x} at P(collapse)=0.5 and the slope, {args.confidence:.0%} profile-likelihood intervals ---")
     for p in O.each_panel(echo, panels, args.panel_key):
         for c, f in zip(p.curves, p.logits):
-            echo(f"  {FG.label(ck, c)}: " + C.describe_fit(f, x, FG.fci, FG.fnum))
+            echo(f"  {FG.label(ck, c)}: " + C.describe_fit(f, x, FG.fci, FG.fnum, (p.xs.min(), p.xs.max())))
         few = p.cells[p.cells["few_runs"]]
         if len(few):
             echo(f"  note: {len(few)} cell(s) hold fewer than {C.MIN_RUNS} runs: their collapse fractions say little")
@@ -270,7 +274,7 @@ def draw_collapse_p(panels, args):
         for i, (c, f) in enumerate(zip(p.curves, p.logits)):
             off = (i - (len(p.curves) - 1) / 2) * 0.12 * step
             FG.collapse_curve(ax, p, i, f, colors[c], FG.label(args.curve_key, c), args.x_key, off)
-            if f.fitted and np.isfinite(f.lam_c[0]):
+            if f.fitted and p.xs.min() <= f.lam_c[0] <= p.xs.max():  # an extrapolated one is not drawn
                 lo, hi = max(f.lam_c[1], p.xs.min()), min(f.lam_c[2], p.xs.max())
                 FG.estimate(ax, f.lam_c[0], 0.5, xerr=FG.err_interval(f.lam_c[0], lo, hi), color=colors[c])
         ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
@@ -333,6 +337,10 @@ def draw_boundary(axb, p, args, colors) -> None:
             axb.errorbar([i + 0.12], [f.lam_c[0]], yerr=FG.err_interval(f.lam_c[0], lo_p, hi_p), marker="s",
                          markersize=8, color=P_COLOR, markerfacecolor="white", markeredgewidth=2, capsize=5, zorder=6)
             p_estimated = True
+            top = p.xs.max() + 0.15 * np.ptp(p.xs)
+            if f.lam_c[0] > top:
+                axb.annotate(f"{x_sym}_c(P=0.5) = {f.lam_c[0]:.2f}\nbeyond the grid", (i + 0.12, top), ha="center",
+                             va="top", fontsize=8, color=P_COLOR, xytext=(0, -4), textcoords="offset points")
         if np.isfinite(e.notebook):
             axb.bar(i, e.notebook, width=0.6, color=NOTEBOOK_BAR, alpha=0.85)
         for a, b in e.brackets:

@@ -284,7 +284,7 @@ def echo_collapse(echo, panels, args) -> None:
          "profile-likelihood intervals) ---")
     for p in O.each_panel(echo, panels, args.panel_key):
         for (s, z), f in zip(p.sizes.items(), p.logits):
-            echo(f"  {FG.label(sk, s)}: " + C.describe_fit(f, x, FG.fci, FG.fnum))
+            echo(f"  {FG.label(sk, s)}: " + C.describe_fit(f, x, FG.fci, FG.fnum, (p.xs.min(), p.xs.max())))
             pc = peak_cell(p, s, z)
             if np.isfinite(z.peak_std[0]):
                 share = pc["peak_collapse_var_share"]
@@ -419,7 +419,7 @@ def draw_probability(panels, args):
         for i, (s, f) in enumerate(zip(p.curves, p.logits)):
             off = (i - (len(p.curves) - 1) / 2) * 0.12 * step
             FG.collapse_curve(ax, p, i, f, colors[s], FG.label(args.size_key, s), args.x_key, off)
-            if f.fitted and np.isfinite(f.lam_c[0]):
+            if f.fitted and p.xs.min() <= f.lam_c[0] <= p.xs.max():  # an extrapolated one is not drawn
                 lo, hi = max(f.lam_c[1], p.xs.min()), min(f.lam_c[2], p.xs.max())
                 FG.estimate(ax, f.lam_c[0], 0.5, xerr=FG.err_interval(f.lam_c[0], lo, hi), color=colors[s])
             cs = p.cells[p.cells.iloc[:, 0] == s]
