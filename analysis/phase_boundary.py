@@ -14,7 +14,9 @@ interval is honest about the grid: where fewer than two cells lie on the transit
 logistic's centre and width are not both determined by the data, so the interval is widened
 to the whole bracket (the seed spread alone would claim a precision the grid does not have).
 The notebook's verdict is decided from the intervals: "depends" when some two lrs' intervals
-do not overlap. Writes ``phase_boundary.png``, ``_cells.csv``, ``_summary.csv``,
+do not overlap. Beside it, lambda_c at P(collapse) = 0.5 from a binomial logistic of each run's
+outcome (analysis/collapse.py), and the verdict from it. Writes ``phase_boundary.png``,
+``_collapse.png``, ``_cells.csv``, ``_summary.csv``,
 ``_verdict.csv``, ``_runs.csv`` and the report ``phase_boundary.md`` to ``--out``.
 """
 

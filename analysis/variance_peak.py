@@ -19,7 +19,11 @@ and its lambda. Beyond it, with percentile bootstrap intervals over seeds:
   every size at once (L: ResNet18 parameters, or the size value; ``--size-measure``);
 - ``--susceptibility``: chi = L * Var(error) as a third column.
 
-Writes ``variance_peak.png``, ``_scaling.png``, ``_collapse.png``, ``_cells.csv``,
+Beside them, the outcome per run (analysis/collapse.py): every run drawn; per cell the collapse
+fraction with a binomial interval and p(1-p); per size lambda_c at P(collapse) = 0.5 and the
+slope of a binomial logistic; whether it sharpens and moves with size; the collapse of P.
+
+Writes ``variance_peak.png``, ``_probability.png``, ``_scaling.png``, ``_collapse.png``, ``_cells.csv``,
 ``_summary.csv``, ``_claims.csv``, ``_runs.csv`` and the report ``variance_peak.md`` to ``--out``.
 """
 
