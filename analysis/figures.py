@@ -190,6 +190,19 @@ def strip_handles(drawn: set, threshold) -> list:
     return out
 
 
+def collapse_curves(ax, g, colors, curve_key: str, x_key: str) -> None:
+    """Every curve of a panel: collapse_curve side by side (a small x offset each), its
+    lambda_c at P = 0.5 where it lies on the grid (an extrapolated one is not drawn), P = 0.5."""
+    step = float(np.min(np.diff(g.xs))) if g.xs.size > 1 else 1.0
+    for i, (c, f) in enumerate(zip(g.curves, g.logits)):
+        offset = (i - (len(g.curves) - 1) / 2) * 0.12 * step
+        collapse_curve(ax, g, i, f, colors[c], label(curve_key, c), x_key, offset)
+        if f.fitted and g.xs.min() <= f.lam_c[0] <= g.xs.max():
+            lo, hi = max(f.lam_c[1], g.xs.min()), min(f.lam_c[2], g.xs.max())
+            estimate(ax, f.lam_c[0], 0.5, xerr=err_interval(f.lam_c[0], lo, hi), color=colors[c])
+    ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
+
+
 def collapse_curve(ax, g, index: int, fit, color, text, x_key: str, offset: float = 0.0) -> None:
     """One curve's collapse fraction per cell with its binomial interval (hollow where a cell
     has few runs), and the fitted logistic where there is one."""

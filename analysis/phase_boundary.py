@@ -272,14 +272,7 @@ def draw_collapse_p(panels, args):
     x_sym = FG.sym(args.x_key)
     for r, p in enumerate(panels):
         ax = axes[r, 0]
-        step = float(np.min(np.diff(p.xs))) if p.xs.size > 1 else 1.0
-        for i, (c, f) in enumerate(zip(p.curves, p.logits)):
-            off = (i - (len(p.curves) - 1) / 2) * 0.12 * step
-            FG.collapse_curve(ax, p, i, f, colors[c], FG.label(args.curve_key, c), args.x_key, off)
-            if f.fitted and p.xs.min() <= f.lam_c[0] <= p.xs.max():  # an extrapolated one is not drawn
-                lo, hi = max(f.lam_c[1], p.xs.min()), min(f.lam_c[2], p.xs.max())
-                FG.estimate(ax, f.lam_c[0], 0.5, xerr=FG.err_interval(f.lam_c[0], lo, hi), color=colors[c])
-        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
+        FG.collapse_curves(ax, p, colors, args.curve_key, args.x_key)
         ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
                xticks=p.xs, title=f"{FG.panel_prefix(args.panel_key, p.value)}Collapse probability vs {x_sym}: fraction "
                f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {C.MIN_RUNS} runs; "

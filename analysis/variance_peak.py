@@ -419,13 +419,8 @@ def draw_probability(panels, args):
     colors, x_sym = FG.palette(sorted({s for p in panels for s in p.curves})), FG.sym(args.x_key)
     for r, p in enumerate(panels):
         ax, axv = axes[r, 0], axes[r, 1]
-        step = float(np.min(np.diff(p.xs))) if p.xs.size > 1 else 1.0
-        for i, (s, f) in enumerate(zip(p.curves, p.logits)):
-            off = (i - (len(p.curves) - 1) / 2) * 0.12 * step
-            FG.collapse_curve(ax, p, i, f, colors[s], FG.label(args.size_key, s), args.x_key, off)
-            if f.fitted and p.xs.min() <= f.lam_c[0] <= p.xs.max():  # an extrapolated one is not drawn
-                lo, hi = max(f.lam_c[1], p.xs.min()), min(f.lam_c[2], p.xs.max())
-                FG.estimate(ax, f.lam_c[0], 0.5, xerr=FG.err_interval(f.lam_c[0], lo, hi), color=colors[s])
+        FG.collapse_curves(ax, p, colors, args.size_key, args.x_key)
+        for s in p.curves:
             cs = p.cells[p.cells.iloc[:, 0] == s]
             var = cs["std"].to_numpy(float) ** 2
             part = var * np.nan_to_num(cs["collapse_var_share"].to_numpy(float))
@@ -434,7 +429,6 @@ def draw_probability(panels, args):
             axv.plot(xv, part, linestyle="--", marker="x", color=colors[s], linewidth=1.2,
                      label="of it, collapse chance p(1-p)Δ²")
         head = FG.panel_prefix(args.panel_key, p.value)
-        ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
         ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
                xticks=p.xs, title=f"{head}Collapse probability vs {x_sym}: fraction of runs, {args.confidence:.0%} "
                f"{args.binomial_interval} interval\n(hollow: < {C.MIN_RUNS} runs; lines: binomial logistic; "
