@@ -60,6 +60,11 @@ def recorded(cfg, device_type):
     return tree
 
 
+def deterministic(recorded_cfg):
+    """train.deterministic of a recorded config; a record from before the key: false."""
+    return bool(get(recorded_cfg, "train.deterministic", False))
+
+
 def computational(cfg):
     """The config without NOT_COMPUTATIONAL keys: what a job folder answers for."""
     tree = plain(cfg)

@@ -31,17 +31,12 @@ def check_folder(cfg, job_dir):
         raise ConfigError(f"{job_dir} holds a run of another config ({identity.describe(diffs)}); it is "
                           f"neither reused nor overwritten: give this run its own folder "
                           f"(hydra.run.dir=... or hydra.sweep.dir=...)")
-    theirs = recorded_kernels(recorded)
-    if theirs != cfg.train.deterministic and not records.is_finished(job_dir):
-        setting = f"train.deterministic={str(theirs).lower()}"
+    made_with = identity.deterministic(recorded)
+    if made_with != cfg.train.deterministic and not records.is_finished(job_dir):
+        setting = f"train.deterministic={str(made_with).lower()}"
         raise ConfigError(f"{job_dir} holds an interrupted run made with {setting}"
                           f"{'' if 'deterministic' in recorded.get('train', {}) else ' (recorded before the key existed)'}"
                           f": resume it as it was run (add {setting}), or give this run its own folder")
-
-
-def recorded_kernels(recorded):
-    """train.deterministic of a recorded config; records from before the key: false."""
-    return bool(recorded.get("train", {}).get("deterministic", False))
 
 
 def kernels_note(sweep_dir, jobs):
@@ -49,7 +44,7 @@ def kernels_note(sweep_dir, jobs):
     train.deterministic than this sweep's jobs (cfg, folder) would use; else None."""
     mine = {bool(cfg.train.deterministic) for cfg, _ in jobs}
     other = [folder for cfg, folder in jobs if records.is_finished(folder)
-             and recorded_kernels(records.read_config(folder) or {}) != cfg.train.deterministic]
+             and identity.deterministic(records.read_config(folder) or {}) != cfg.train.deterministic]
     if not other or len(mine) != 1:
         return None
     (setting,) = mine

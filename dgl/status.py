@@ -14,6 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
+from dgl.identity import deterministic
 from dgl.sweeps import STATES, Damaged, runs_table, sweep_folders, sweep_table
 
 
@@ -38,8 +39,8 @@ def report(title, rows, show_all=False, out=None, unit="job"):
         per_job = statistics.median(times)
         print(f"  time left: {_count(left, unit)} x {_duration(per_job)} (median of {len(times)} completed) = "
               f"{_duration(left * per_job)} of one GPU", file=out)
-    kernels = [bool(r.get("config", {}).get("train", {}).get("deterministic", False))
-               for _, _, s, r in rows if s in ("completed", "diverged") and isinstance(r, dict)]
+    kernels = [deterministic(r.get("config") or {}) for _, _, s, r in rows
+               if s in ("completed", "diverged") and isinstance(r, dict)]
     if len(set(kernels)) > 1:
         print(f"  mixed kernels: {sum(kernels)} finished with train.deterministic=true, "
               f"{len(kernels) - sum(kernels)} with false (or from before the key): their numbers are "
