@@ -1,0 +1,280 @@
+"""Where to run next to locate lambda_c: the decision logic of the adaptive sweep.
+
+Pure and torch-free. Input: the finished runs of every curve (lambda, seed, error); output:
+the next round's (curve, lambda, seed) list and one reason per curve. Deterministic: the same
+runs (in any order) give the same round (the bootstrap's seed is fixed).
+
+Each curve's lambda_c is estimated with the project's statistics (analysis.stats,
+analysis.collapse), with an error threshold midway between the low plateau (the lowest cell
+median) and chance, unless one is given:
+
+- the mean-error crossing (:func:`analysis.stats.threshold_crossing`), its interval from
+  :func:`analysis.stats.bootstrap_cells` over seeds;
+- the collapse probability (a run collapses when its error is above the threshold),
+  :func:`analysis.collapse.fit_logistic`: lambda at P = 0.5 with its profile interval.
+
+The curve's interval is the collapse probability's once it is a full fit (both outcomes
+overlap in lambda: runs collapse with a probability that rises with lambda), else the mean
+crossing's (a smooth rise, or a step that the runs resolve completely). A curve is located when
+that interval is finite and at most ``target_width`` wide. The next round adds, per curve not
+located, ``points_per_round`` lambda values around the estimate, spread over half the interval
+(the widest part of the evidence), ``seeds_per_point`` new seeds each; a curve whose
+transition is not inside its runs (every cell below, or above, the threshold) is extended past
+that edge by grid steps, within ``lam_bounds``. When the budget cannot pay for every curve,
+the curves with the widest intervals go first.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from analysis import collapse as C
+from analysis import stats as S
+from analysis.runs import CHANCE_ERROR
+
+NAN3 = (math.nan,) * 3
+
+
+@dataclass
+class Options:
+    target_width: float = 0.02  # stop a curve when its lambda_c interval is at most this wide
+    max_runs: int = 150  # runs in all (every round, every curve)
+    grid_points: int = 5  # round 0: lambda values over the range
+    seeds_per_point: int = 2  # seeds at each lambda of round 0 and of each later point
+    points_per_round: int = 3  # new lambda values per curve and round
+    threshold: float | None = None  # error threshold; None: midway between the plateau and chance
+    chance_error: float = CHANCE_ERROR
+    confidence: float = 0.95
+    n_boot: int = 300
+    boot_seed: int = 0
+    lam_bounds: tuple = (0.0, 1.0)  # lambda is never placed outside
+    decimals: int = 4  # lambda values are rounded to this many decimals
+    min_cell_runs: int = 4  # the mean crossing's interval counts once both cells around it hold this many runs
+
+
+@dataclass
+class Estimate:
+    """One curve's lambda_c: (estimate, low, high) of the statistic in use, and both statistics."""
+
+    method: str  # "collapse" (P = 0.5), "mean" (mean-error crossing) or "" (no interval)
+    lam_c: tuple
+    mean_c: tuple
+    collapse_c: tuple
+    threshold: float
+    side: int  # no crossing inside the runs: +1 every cell below the threshold, -1 every cell above; else 0
+    note: str = ""
+    thin: tuple = ()  # cells around the crossing with fewer than min_cell_runs runs (the bootstrap
+    # over 2-3 seeds a cell understates the spread: such an interval is not trusted yet)
+
+    @property
+    def width(self) -> float:
+        lo, hi = self.lam_c[1], self.lam_c[2]
+        return hi - lo if math.isfinite(lo) and math.isfinite(hi) else math.inf
+
+    def describe(self) -> str:
+        e, lo, hi = self.lam_c
+        if not self.method:
+            return f"lambda_c not located ({self.note})"
+        what = "collapse P=0.5" if self.method == "collapse" else "mean crossing"
+        return f"lambda_c {e:.4f} [{lo:.4f}, {hi:.4f}] ({what}, width {self.width:.4f})"
+
+
+@dataclass
+class Decision:
+    jobs: list  # [(curve, lambda, seed)] of the next round, in launch order
+    reasons: dict  # curve -> one line
+    estimates: dict  # curve -> Estimate (None before any run)
+    located: list  # the curves whose interval is at most target_width
+    stop: str = ""  # why the sweep ends after this decision ("" while it goes on)
+    runs: int = 0  # runs so far (every curve)
+
+    def line(self, round_no: int, labels: dict | None = None) -> str:
+        labels = labels or {}
+        head = f"round {round_no}: {self.runs} runs so far"
+        parts = [f"{labels.get(c, c)}: {r}" for c, r in self.reasons.items()]
+        tail = f"next: {len(self.jobs)} runs" if self.jobs else "next: nothing"
+        return "; ".join([head, *parts]) + f" | {tail}" + (f" | stop: {self.stop}" if self.stop else "")
+
+    def record(self) -> dict:
+        return {"runs": self.runs, "stop": self.stop, "located": list(self.located),
+                "reasons": dict(self.reasons),
+                "estimates": {c: (None if e is None else asdict(e)) for c, e in self.estimates.items()},
+                "jobs": [list(j) for j in self.jobs]}
+
+
+def _fmt(x: float) -> str:
+    return f"{x:.4f}"
+
+
+def _cells(runs):
+    """Unique lambdas ascending and each cell's errors (ordered by seed)."""
+    by = {}
+    for lam, seed, y in sorted((float(r[0]), int(r[1]), float(r[2])) for r in runs):
+        by.setdefault(lam, []).append(y)
+    xs = np.array(sorted(by), dtype=float)
+    return xs, [np.asarray(by[x], dtype=float) for x in sorted(by)]
+
+
+def estimate(runs, opt: Options) -> Estimate:
+    """lambda_c of one curve from its runs [(lambda, seed, error)]."""
+    xs, samples = _cells(runs)
+    plateau = min(float(np.median(s)) for s in samples)
+    thr = opt.threshold if opt.threshold is not None else 0.5 * (plateau + opt.chance_error)
+    ns = np.array([s.size for s in samples], dtype=float)
+    means = np.array([s.mean() for s in samples])
+    above = means > thr
+    side = 1 if not above.any() else (-1 if above.all() else 0)
+
+    # the mean-error crossing, bootstrap over seeds
+    mean_c, thin = NAN3, ()
+    if side == 0:
+        fit0 = S.fit_sigmoid(xs, means, ns)
+
+        def statistic(cells):
+            m = np.stack([c.mean(-1) for c in cells], -1)
+            return S.batched(m.shape[:-1], lambda idx: [S.threshold_crossing(xs, m[idx], ns, thr, p0=fit0)], 1)
+
+        boot = S.bootstrap_cells(samples, statistic, n_boot=opt.n_boot, seed=opt.boot_seed,
+                                 confidence=opt.confidence)
+        mean_c = boot.estimate(0)
+        if math.isfinite(mean_c[0]):
+            j = int(np.searchsorted(xs, mean_c[0]))
+            near = [i for i in (j - 1, j) if 0 <= i < xs.size]
+            thin = tuple(float(xs[i]) for i in near if ns[i] < opt.min_cell_runs)
+    # the collapse probability
+    k = np.array([(s > thr).sum() for s in samples], dtype=float)
+    fit = C.fit_logistic(xs, k, ns, opt.confidence)
+    collapse_c = tuple(float(v) for v in fit.lam_c)
+
+    if fit.fitted and not fit.why and all(math.isfinite(v) for v in collapse_c):
+        method, lam_c, note = "collapse", collapse_c, ""
+    elif all(math.isfinite(v) for v in mean_c) and not thin:
+        method, lam_c, note = "mean", mean_c, ""
+    else:
+        method, lam_c = "", (mean_c[0] if math.isfinite(mean_c[0]) else collapse_c[0], math.nan, math.nan)
+        note = ("every cell below the threshold" if side > 0 else "every cell above the threshold" if side < 0
+                else f"fewer than {opt.min_cell_runs} runs at {','.join(_fmt(x) for x in thin)}" if thin
+                else "no interval yet (too few seeds per cell)")
+    return Estimate(method, tuple(float(v) for v in lam_c), tuple(float(v) for v in mean_c), collapse_c,
+                    float(thr), side, note, thin if not method else ())
+
+
+def round0(lam_range, opt: Options) -> list:
+    """The coarse grid: [(lambda, seed)]."""
+    lo, hi = float(lam_range[0]), float(lam_range[1])
+    pts = sorted({round(float(x), opt.decimals) for x in np.linspace(lo, hi, max(opt.grid_points, 2))})
+    return [(x, s) for x in pts for s in range(opt.seeds_per_point)]
+
+
+def _add_seeds(points, runs, opt: Options) -> list:
+    """seeds_per_point new seeds (the lowest unused) at each of ``points``: [(lambda, seed)]."""
+    used = {}
+    for lam, seed, _ in runs:
+        used.setdefault(round(float(lam), opt.decimals), set()).add(int(seed))
+    out = []
+    for x in points:
+        taken, s = used.setdefault(x, set()), 0
+        for _ in range(opt.seeds_per_point):
+            while s in taken:
+                s += 1
+            taken.add(s)
+            out.append((x, s))
+    return out
+
+
+def _step(xs) -> float:
+    return float(np.min(np.diff(xs))) if len(xs) > 1 else 0.02
+
+
+def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, str]:
+    """The next (lambda, seed) list of one curve not located, and why."""
+    xs, _ = _cells(runs)
+    lo_b, hi_b = opt.lam_bounds
+    grid_step = (float(lam_range[1]) - float(lam_range[0])) / max(opt.grid_points - 1, 1)
+    n = opt.points_per_round
+
+    def clip(pts):
+        return sorted({round(min(max(float(p), lo_b), hi_b), opt.decimals) for p in pts})
+
+    if not est.method and est.side:  # the transition lies past an edge of the runs: extend
+        edge = xs.max() if est.side > 0 else xs.min()
+        pts = [p for p in clip(edge + est.side * grid_step * np.arange(1, n + 1)) if p not in set(xs.round(opt.decimals))]
+        if not pts:
+            return [], f"lambda_c is {'above' if est.side > 0 else 'below'} the bound {hi_b if est.side > 0 else lo_b:g}"
+        where = "above" if est.side > 0 else "below"
+        return _add_seeds(pts, runs, opt), (f"{est.note}: extends {where} {_fmt(edge)} to "
+                                            f"{','.join(_fmt(p) for p in pts)}")
+    e, lo, hi = est.lam_c
+    if est.thin:  # seeds in the cells around the crossing
+        pts = clip(est.thin)
+        return _add_seeds(pts, runs, opt), f"{est.note}: +seeds at {','.join(_fmt(p) for p in pts)}"
+    if not math.isfinite(e):
+        e = float(xs.mean())
+    width = est.width
+    if not math.isfinite(width):  # an open or missing interval: spread over a grid step either side
+        lo = lo if math.isfinite(lo) else e - grid_step
+        hi = hi if math.isfinite(hi) else e + grid_step
+    if e < xs.min() or e > xs.max():  # extrapolated past the runs: go there
+        e = min(max(e, xs.min() - grid_step), xs.max() + grid_step)
+    half = max(hi - lo, 10 ** -opt.decimals * n) / 2
+    pts = clip(np.linspace(e - half / 2, e + half / 2, n) if n > 1 else [e])
+    why = (f"interval {_fmt(est.width)} > target {opt.target_width:g}" if math.isfinite(est.width)
+           else f"no closed interval ({est.note or 'open-ended'})")
+    return _add_seeds(pts, runs, opt), f"{why}: +{len(pts)} lambdas {','.join(_fmt(p) for p in pts)}"
+
+
+def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None = None) -> Decision:
+    """The next round for every curve. runs_by_curve: curve -> [(lambda, seed, error)] (finished
+    runs); ranges: curve -> (lambda low, lambda high) of round 0; planned: runs planned so far
+    (default: the runs given), charged against max_runs."""
+    curves = list(ranges)
+    total = sum(len(runs_by_curve.get(c, [])) for c in curves)
+    planned = total if planned is None else planned
+    proposals, reasons, ests, located = {}, {}, {}, []
+    for c in curves:
+        runs = runs_by_curve.get(c) or []
+        if not runs:
+            ests[c] = None
+            proposals[c] = round0(ranges[c], opt)
+            reasons[c] = (f"coarse grid {_fmt(ranges[c][0])}..{_fmt(ranges[c][1])}: {opt.grid_points} lambdas x "
+                          f"{opt.seeds_per_point} seeds")
+            continue
+        est = estimate(runs, opt)
+        ests[c] = est
+        if est.width <= opt.target_width:
+            located.append(c)
+            proposals[c], reasons[c] = [], f"{est.describe()}: located"
+            continue
+        jobs, why = propose(runs, est, ranges[c], opt)
+        proposals[c], reasons[c] = jobs, f"{est.describe()} -> {why}"
+    budget = max(opt.max_runs - planned, 0)
+    # the widest intervals first; ties by curve order
+    order = sorted([c for c in curves if proposals[c]],
+                   key=lambda c: (-(ests[c].width if ests[c] is not None else math.inf), curves.index(c)))
+    jobs, queues = [], {c: list(proposals[c]) for c in order}
+    while budget > 0 and any(queues.values()):
+        for c in order:  # one lambda (its seeds) per curve at a time, so a cut round stays fair
+            q = queues[c]
+            if q and budget > 0:
+                lam = q[0][0]
+                while q and q[0][0] == lam and budget > 0:
+                    jobs.append((c, *q.pop(0)))
+                    budget -= 1
+    cut = [c for c in order if queues[c]]
+    for c in cut:
+        reasons[c] += f" (cut to {len(proposals[c]) - len(queues[c])} runs: budget)"
+    stop = ""
+    if not jobs:
+        unlocated = [c for c in curves if c not in located]
+        if not unlocated:
+            stop = f"every curve located to {opt.target_width:g}"
+        elif budget <= 0:
+            stop = f"max_runs={opt.max_runs} spent; {len(unlocated)} curves not located"
+        else:
+            stop = f"nothing left to place; {len(unlocated)} curves not located"
+    elif budget <= 0 and cut:
+        stop = ""  # this round spends the budget; the next decision says so
+    return Decision(jobs, reasons, ests, located, stop, total)
