@@ -56,6 +56,33 @@ def report(title, rows, show_all=False, out=None, unit="job"):
     return counts
 
 
+def adaptive_table(sweep_dir, damaged):
+    """sweep_table for an adaptive sweep (hydra/sweeper=adaptive; None for any other): its jobs
+    are the ones its rounds planned (adaptive.json), not its multirun.yaml's grid."""
+    import json
+
+    from dgl.sweeps import _row, existing_jobs
+
+    path = Path(sweep_dir) / "adaptive.json"
+    if not path.exists():
+        return None
+    try:
+        state = json.loads(path.read_text())
+        planned = [list(o) for r in state["rounds"] for o in r.get("overrides", [])]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise Damaged(f"{path}: unreadable ({e})") from None
+    rounds = state["rounds"]
+    last = rounds[-1] if rounds else {}
+    print(f"{sweep_dir}: adaptive sweep, {len(rounds)} rounds decided, {len(planned)} jobs planned; "
+          f"{'stopped: ' + state['stop'] if state.get('stop') else 'going on (a rerun continues it)'}"
+          + (f"\n  last: {last['line']}" if last.get("line") else ""))
+    existing = existing_jobs(sweep_dir, damaged)
+    latest = {frozenset(o): d for o, d in existing}
+    rows = [_row(o, latest.get(frozenset(o))) for o in planned]
+    used = {d for _, d, _, _ in rows}
+    return rows, [_row(o, d) for o, d in existing if d not in used]
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("output_dir", nargs="?", default="outputs")
@@ -71,7 +98,8 @@ def main(argv=None):
     for sweep_dir in sweeps:
         damaged = []
         try:
-            rows, earlier = sweep_table(sweep_dir, damaged)
+            adaptive = adaptive_table(sweep_dir, damaged)
+            rows, earlier = adaptive or sweep_table(sweep_dir, damaged)
             report(sweep_dir, rows, args.all)
             if earlier:
                 report(f"{sweep_dir} (not in its multirun.yaml: from an earlier sweep into this folder)",

@@ -172,6 +172,7 @@ class AdaptiveSweeper(BasicSweeper):
                 break
             jobs = [self._job(curves[c], lam, seed) for c, lam, seed in d.jobs]
             first = len(planned)
+            state["rounds"][-1]["overrides"] = jobs  # what dgl.status lists as this round's jobs
             if checks:
                 checked = []
                 for i, job in enumerate(jobs):
