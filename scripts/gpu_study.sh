@@ -12,8 +12,12 @@
 set -u
 cap=$1 experiment=$2
 shift 2
+# the sweep's name, from the overrides that are neither hydra's nor swept
 sweep=$(python3 -c "import sys; from dgl.config import compose
-print(compose(['experiment=$experiment', *[a for a in sys.argv[1:] if not a.startswith('hydra.')]]).name)" "$@") || exit 1
+from hydra.core.override_parser.overrides_parser import OverridesParser
+fixed = [o.input_line for o in OverridesParser.create().parse_overrides(sys.argv[1:])
+         if not o.is_sweep_override() and not o.key_or_group.startswith('hydra.')]
+print(compose(['experiment=$experiment', *fixed]).name)" "$@") || exit 1
 kept=${KEEP_DIR:-docs/validation/runs}/$sweep
 mkdir -p "outputs/$sweep" "${OUT:-/tmp}"
 [ -d "$kept" ] && cp -r "$kept"/. "outputs/$sweep"/
@@ -26,5 +30,5 @@ python3 -m dgl.status "outputs/$sweep" > "${OUT:-/tmp}/$sweep.status.txt" 2>&1
 head -3 "${OUT:-/tmp}/$sweep.status.txt"
 (cd outputs && find "$sweep" -name result.json -exec grep -l '"status": "\(completed\|diverged\)"' {} + \
   | xargs -r -n1 dirname | while read -r d; do ls "$d"/result.json "$d"/metrics.csv "$d"/config.yaml; done \
-  | tar czf "${OUT:-/tmp}/$sweep.tar.gz" -T -)
+  | cat - <(ls "$sweep"/adaptive.json 2>/dev/null) | tar czf "${OUT:-/tmp}/$sweep.tar.gz" -T -)
 tar tzf "${OUT:-/tmp}/$sweep.tar.gz" | grep -c result.json | xargs echo "archived runs:"
