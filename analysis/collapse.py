@@ -2,22 +2,9 @@
 
 Near the critical lambda the runs of one cell do not scatter around a mean: most end near the
 low-lambda plateau and some collapse toward chance. The order parameter is then the fraction
-of runs that collapse, not the mean error. Here:
-
-- :func:`choose_threshold`: a run is *collapsed* when its error is above a threshold (by
-  default midway between the low-lambda plateau, the lowest cell median, and chance);
-- :func:`cell_outcomes`: per cell, the collapsed count, the fraction and its Jeffreys (or
-  Wilson) interval (statsmodels' ``proportion_confint``), p(1-p) and how much of the cell's
-  variance the split into two outcomes explains;
-- :func:`fit_logistic`: a binomial GLM (statsmodels) of outcome on lambda per curve,
-  logit P = b (lambda - lambda_c), with profile-likelihood intervals on lambda_c (P = 0.5) and
-  on the slope b (complete separation handled: lambda_c is then the grid bracket, the slope
-  only bounded below);
-- :func:`fit_sharpening`: across sizes, logit P = a + b x + c ln L + d x ln L; the slope at
-  size L is b + d ln L, so d (profile interval) says whether the curve sharpens with size;
-- :func:`fit_scaling`: the finite-size collapse on P: logit P = (lambda - lambda_c) (L/L0)^(1/nu) / w,
-  a GLM at each fixed 1/nu, profiled over 1/nu;
-- :func:`nu_resolved`: whether a nu and its interval are a number worth printing.
+of runs that collapse, not the mean error: per cell its binomial interval (statsmodels), per
+curve a binomial GLM with profile-likelihood intervals, across sizes its sharpening and its
+finite-size collapse (docs/ANALYSIS.md, "The collapse probability").
 """
 
 from __future__ import annotations
@@ -139,6 +126,10 @@ def _bound(f, at: float, step: float, limit: float, q: float):
         a, fa, step = b, fb, step * 1.6
 
 
+def _edge(v: float) -> str:
+    return f"{v:g}" if math.isfinite(v) else ("the grid's end" if v > 0 else "the grid's start")
+
+
 def separated(x, k, n) -> int:
     """+1 (-1) where every run at lower (higher) lambda survives and every run beyond collapses
     (complete or quasi-complete separation: the logistic's slope is infinite); 0 otherwise."""
@@ -187,25 +178,28 @@ def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) ->
     ok = n > 0
     x, k, n = x[ok], k[ok], n[ok]
     total, kc = int(n.sum()), int(k.sum())
-    if total == 0:
-        return Logit(NAN3, NAN3, "no runs", 0, 0)
-    if kc == 0:
-        return Logit(NAN3, NAN3, "no run collapsed", total, kc)
-    if kc == total:
-        return Logit(NAN3, NAN3, "every run collapsed", total, kc)
-    if x.size < 2:
-        return Logit(NAN3, NAN3, "a single lambda", total, kc)
-    if total < 2 * min_runs:
-        return Logit(NAN3, NAN3, f"{total} runs (fewer than {2 * min_runs}): too few to fit", total, kc)
+    for refused, why in ((total == 0, "no runs"), (kc == 0, "no run collapsed"), (kc == total, "every run collapsed"),
+                         (x.size < 2, "a single lambda"),
+                         (total < 2 * min_runs, f"{total} runs (fewer than {2 * min_runs}): too few to fit")):
+        if refused:
+            return Logit(NAN3, NAN3, why, total, kc)
     q = scipy.stats.chi2.ppf(confidence, 1)
     span = float(np.ptp(x))
     lo_x, hi_x = x.min() - span, x.max() + span
     side = separated(x, k, n)
     if side:
-        # the step lies between the last lambda where no run collapsed and the first where all did
-        safe, coll = (k < n), (k > 0)
-        a, b = (x[safe].max(), x[coll].min()) if side > 0 else (x[coll].max(), x[safe].min())
-        lc = 0.5 * (a + b)
+        # the step lies between the last lambda where no run collapsed and the first where all
+        # did; a mixed cell at the boundary (quasi-separation) lies inside that bracket, and
+        # where no cell beyond it is all-collapsed the bracket is open past the grid
+        none, every = x[k == 0], x[k == n]
+        if side > 0:
+            a = none[none <= x[k > 0].min()].max(initial=-math.inf)
+            b = every[every >= x[k < n].max()].min(initial=math.inf)
+        else:
+            a = every[every <= x[k < n].min()].max(initial=-math.inf)
+            b = none[none >= x[k > 0].max()].min(initial=math.inf)
+        finite = [v for v in (a, b) if math.isfinite(v)]
+        lc = 0.5 * (a + b) if len(finite) == 2 else float(x[(k > 0) & (k < n)].mean())
         dmin = _dev_offset(k, n, side * 1e4 / span * (x - lc))
 
         def fb(b1):
@@ -214,9 +208,10 @@ def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) ->
         start = side * 1e3 / span
         low = _bound(fb, start, -side * 0.5 * abs(start), 0.0, q)
         slope = (side * math.inf, low, side * math.inf) if side > 0 else (-math.inf, -math.inf, low)
-        why = (f"the outcomes separate completely between {min(a, b):g} and {max(a, b):g} (every run on one side "
-               "collapsed, none on the other): lambda_c is that bracket, the slope steeper than the grid resolves")
-        return Logit((lc, min(a, b), max(a, b)), slope, why, total, kc)
+        why = (f"the outcomes separate between {_edge(a)} and {_edge(b)} (no run collapsed on one side, every "
+               "run on the other, at most one mixed lambda between): lambda_c is that bracket, the slope steeper "
+               "than the grid resolves")
+        return Logit((lc, a, b), slope, why, total, kc)
     res = _glm(k, n, np.column_stack([np.ones_like(x), x]))
     if res is None or res.params[1] == 0:
         return Logit(NAN3, NAN3, "the fit failed", total, kc)
@@ -277,13 +272,11 @@ def fit_sharpening(xs, L, k, n, confidence: float = 0.95, min_runs: int = MIN_RU
     """Whether the collapse curve sharpens with size L (``k``, ``n``: sizes x xs), with the
     direction of the transition taken from the pooled fit (rising: d > 0 is sharper)."""
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    if len(L) < 2:
-        return Sharpening(NAN3, math.nan, "one size")
-    if k.sum() == 0:
-        return Sharpening(NAN3, math.nan, "no run collapsed at any size")
     usable = [(k[i].sum() > 0) and (k[i].sum() < n[i].sum()) and n[i].sum() >= 2 * min_runs for i in range(len(L))]
-    if sum(usable) < 2:
-        return Sharpening(NAN3, math.nan, "fewer than two sizes with both outcomes and enough runs")
+    for refused, why in ((len(L) < 2, "one size"), (k.sum() == 0, "no run collapsed at any size"),
+                         (sum(usable) < 2, "fewer than two sizes with both outcomes and enough runs")):
+        if refused:
+            return Sharpening(NAN3, math.nan, why)
     x, ll, kk, nn = _stack(xs, L, k, n)
     exog = np.column_stack([np.ones_like(x), x, ll, x * ll])
     res = _glm(kk, nn, exog)
@@ -327,16 +320,12 @@ class Scaling:
 def fit_scaling(xs, L, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS, u_max: float = 4.0) -> Scaling:
     """The finite-size collapse of P(lambda, L): at each fixed u = 1/nu it is a binomial GLM in
     (L/L0)^u and lambda (L/L0)^u; u is profiled over [-u_max, u_max]."""
-    fail = Scaling(NAN3, NAN3, math.nan, "", "")
     k, n = np.asarray(k, dtype=float), np.asarray(n, dtype=float)
-    if len(L) < 2:
-        return Scaling(NAN3, NAN3, math.nan, "one size", "")
-    if k.sum() == 0:
-        return Scaling(NAN3, NAN3, math.nan, "no run collapsed at any size", "")
-    if n.sum() < 4 * min_runs:
-        return Scaling(NAN3, NAN3, math.nan, f"{int(n.sum())} runs: too few", "")
-    if sum(k[i].sum() > 0 for i in range(len(L))) < 2:
-        return Scaling(NAN3, NAN3, math.nan, "runs collapsed at fewer than two sizes", "")
+    for refused, why in ((len(L) < 2, "one size"), (k.sum() == 0, "no run collapsed at any size"),
+                         (n.sum() < 4 * min_runs, f"{int(n.sum())} runs: too few"),
+                         (sum(k[i].sum() > 0 for i in range(len(L))) < 2, "runs collapsed at fewer than two sizes")):
+        if refused:
+            return Scaling(NAN3, NAN3, math.nan, why, "")
     x, ll, kk, nn = _stack(xs, L, k, n)
 
     def at(u):
@@ -355,7 +344,7 @@ def fit_scaling(xs, L, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS,
     u = float(minimize_scalar(dev, bounds=(lo_u, hi_u), method="bounded").x) if hi_u > lo_u else float(grid[j])
     res = at(u)
     if res is None or res.params[1] == 0:
-        return fail
+        return Scaling(NAN3, NAN3, math.nan, "", "")
     dmin = res.deviance
     q = scipy.stats.chi2.ppf(confidence, 1)
     b0, b1 = (float(v) for v in res.params)

@@ -120,6 +120,20 @@ def test_too_few_runs_or_no_collapse_is_said_not_fitted():
     assert C.fit_sharpening(XS, WIDTHS, np.zeros((3, 11)), np.full((3, 11), 5)).verdict().startswith("NOT ANSWERED")
 
 
+def test_a_mixed_cell_at_the_edge_of_separation_is_not_a_zero_width_interval():
+    # no run collapses below 1.0, one of two does at 1.0 (the grid's end): lambda_c lies
+    # somewhere past 0.95, not exactly at 1.0
+    x = [0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0]
+    edge = C.fit_logistic(x, [0, 0, 0, 0, 0, 0, 1], [2] * 7)
+    assert edge.lam_c[1] == 0.95 and math.isinf(edge.lam_c[2]) and "grid's end" in edge.why, edge
+    # a mixed cell between an all-surviving and an all-collapsed one: the bracket spans both
+    mid = C.fit_logistic(x, [0, 0, 0, 1, 2, 2, 2], [2] * 7)
+    assert mid.lam_c[1:] == (0.7, 0.9) and mid.lam_c[0] == 0.8, mid
+    # decreasing: every run collapses below 0.8, one of two at 0.8, none above
+    down = C.fit_logistic(x, [2, 2, 2, 1, 0, 0, 0], [2] * 7)
+    assert down.lam_c[1:] == (0.7, 0.9) and down.slope[0] == -math.inf, down
+
+
 def test_an_unresolved_nu_is_not_printed_as_a_number():
     assert "not positive" in C.nu_resolved(-182.77, -1839.70, 1042.54)
     assert "factor of 10" in C.nu_resolved(2.0, 0.3, 40.0)
