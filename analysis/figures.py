@@ -120,9 +120,8 @@ def estimate_handle(text: str, color="0.3") -> Line2D:
                   label=text)
 
 
-MISSING_HANDLE = Line2D(
-    [], [], linestyle="none", marker="x", color="0.3", markeredgewidth=2, label="missing cell (no runs)"
-)
+MISSING_HANDLE = Line2D([], [], linestyle="none", marker="x", color="0.3", markeredgewidth=2,
+                        label="missing cell (no runs)")
 
 
 def error_curve(ax, x, mean, std, n, n_typical, color, text, fit) -> set:
@@ -190,17 +189,28 @@ def strip_handles(drawn: set, threshold) -> list:
     return out
 
 
-def collapse_curves(ax, g, colors, curve_key: str, x_key: str) -> None:
-    """Every curve of a panel: collapse_curve side by side (a small x offset each), its
-    lambda_c at P = 0.5 where it lies on the grid (an extrapolated one is not drawn), P = 0.5."""
+def collapse_curves(ax, g, colors, curve_key: str, args) -> None:
+    """The collapse probability axes of a panel: every curve's collapse_curve side by side (a
+    small x offset each), its lambda_c at P = 0.5 where it lies on the grid (an extrapolated one
+    is not drawn), P = 0.5, the titles, and a note where no run collapsed."""
+    from analysis.collapse import MIN_RUNS
+
     step = float(np.min(np.diff(g.xs))) if g.xs.size > 1 else 1.0
     for i, (c, f) in enumerate(zip(g.curves, g.logits)):
         offset = (i - (len(g.curves) - 1) / 2) * 0.12 * step
-        collapse_curve(ax, g, i, f, colors[c], label(curve_key, c), x_key, offset)
+        collapse_curve(ax, g, i, f, colors[c], label(curve_key, c), args.x_key, offset)
         if f.fitted and g.xs.min() <= f.lam_c[0] <= g.xs.max():
             lo, hi = max(f.lam_c[1], g.xs.min()), min(f.lam_c[2], g.xs.max())
             estimate(ax, f.lam_c[0], 0.5, xerr=err_interval(f.lam_c[0], lo, hi), color=colors[c])
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
+    x_sym = sym(args.x_key)
+    ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
+           xticks=g.xs, title=f"{panel_prefix(args.panel_key, g.value)}Collapse probability vs {x_sym}: fraction "
+           f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {MIN_RUNS} runs; "
+           f"lines: binomial logistic; diamonds: {x_sym}_c at P = 0.5)")
+    ax.grid(True, alpha=0.3)
+    if not any(f.n_collapsed for f in g.logits):
+        ax.text(0.5, 0.6, "no run collapsed", ha="center", transform=ax.transAxes, color="0.3")
 
 
 def collapse_curve(ax, g, index: int, fit, color, text, x_key: str, offset: float = 0.0) -> None:

@@ -4,20 +4,11 @@
         [--curve-key lr] [--panel-key noise.rate] [--x-key lam] [--metric best_error]
 
 Reproduces the notebook's analysis (``001_*``): per noise rate, mean best error vs lambda per
-lr with std error bars and the 0.15 / 0.25 guide lines, and lambda_c per lr as bars (the
-notebook's lambda_c: the first lambda, ascending, whose mean error exceeds the threshold).
-
-Beyond it, lambda_c from a logistic fitted to each curve's cell means (refitted in every
-bootstrap resample of the seeds), with the grid bracket in which the crossing lies (where the
-logistic's crossing falls outside every bracket, the means' own straight-line crossing). The
-interval is honest about the grid: where fewer than two cells lie on the transition, the
-logistic's centre and width are not both determined by the data, so the interval is widened
-to the whole bracket (the seed spread alone would claim a precision the grid does not have).
-The notebook's verdict is decided from the intervals: "depends" when some two lrs' intervals
-do not overlap. Beside it, lambda_c at P(collapse) = 0.5 from a binomial logistic of each run's
-outcome (analysis/collapse.py), and the verdict from it. Writes ``phase_boundary.png``,
-``_collapse.png``, ``_cells.csv``, ``_summary.csv``,
-``_verdict.csv``, ``_runs.csv`` and the report ``phase_boundary.md`` to ``--out``.
+lr with the 0.15 / 0.25 guide lines, and lambda_c per lr (the first lambda, ascending, whose
+mean error exceeds the threshold). Beyond it, lambda_c from a logistic per curve with a
+bootstrap interval widened to the grid bracket where the grid does not resolve the transition,
+lambda_c at P(collapse) = 0.5 (analysis/collapse.py), and a verdict from each: see
+docs/ANALYSIS.md for what each is and the files written.
 """
 
 from __future__ import annotations
@@ -39,8 +30,8 @@ from analysis import stats as S
 from analysis.suggest import suggest
 
 STEM = "phase_boundary"
-NOTEBOOK_BAR = "0.75"
-P_COLOR = "purple"  # lambda_c from the collapse probability  # the notebook's lambda_c bars: one grey, as their legend entry
+NOTEBOOK_BAR = "0.75"  # the notebook's lambda_c bars: one grey, as their legend entry
+P_COLOR = "purple"  # lambda_c from the collapse probability
 
 
 @dataclass
@@ -86,17 +77,12 @@ def analyse_panel(g: S.Grid, args) -> Panel:
 
     def statistic(samples):
         means = g.means(samples)
-        return S.batched(
-            means.shape[:-2],
-            lambda idx: [S.threshold_crossing(g.xs, means[idx][i], curves[i][3], thr, p0=fits[i]) for i in range(nc)],
-            nc,
-        )
+        return S.batched(means.shape[:-2], lambda idx: [
+            S.threshold_crossing(g.xs, means[idx][i], curves[i][3], thr, p0=fits[i]) for i in range(nc)], nc)
 
     boot = S.bootstrap_cells(g.samples, statistic, n_boot=args.n_boot, seed=args.boot_seed, confidence=args.confidence)
-    crossings = [
-        crossing(g.xs, mean, n, fits[i], boot.estimate(i), boot.frac_undefined(i), thr)
-        for i, (_, mean, _, n) in enumerate(curves)
-    ]
+    crossings = [crossing(g.xs, mean, n, fits[i], boot.estimate(i), boot.frac_undefined(i), thr)
+                 for i, (_, mean, _, n) in enumerate(curves)]
     short, line, why = verdict(g.curves, crossings, args)
     logits = C.panel_outcomes(g, args.curve_key, args)
     if not any(f.n_collapsed for f in logits):
@@ -142,9 +128,8 @@ def verdict(curves, crossings, args, what: str = "") -> tuple[str, str, str]:
     """(short verdict, the notebook's line, the reason) from whether the intervals overlap
     (``crossings``: anything with ``lam_c``; ``what``: what that lambda_c is, if not the crossing)."""
     x, c = FG.sym(args.x_key), FG.sym(args.curve_key)
-    depends = (
-        f"Phase boundary depends on ({', '.join(FG.sym(k) for k in (args.x_key, args.panel_key, args.curve_key) if k)})"
-    )
+    keys = ", ".join(FG.sym(k) for k in (args.x_key, args.panel_key, args.curve_key) if k)
+    depends = f"Phase boundary depends on ({keys})"
     ivs = [(curve, *e.lam_c) for curve, e in zip(curves, crossings) if not math.isnan(e.lam_c[1] + e.lam_c[2])]
     if len(ivs) < 2:
         why = (f"fewer than two {c} values have a {x}_c interval at {what} (no collapse, too few runs or no fit)" if what
@@ -152,10 +137,8 @@ def verdict(curves, crossings, args, what: str = "") -> tuple[str, str, str]:
         return "undetermined", f"Undetermined: {why}", why
     hi_lo, lo_hi = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])
     if hi_lo[2] > lo_hi[3]:
-        why = (
-            f"the {x}_c intervals of {FG.label(args.curve_key, lo_hi[0])} {FG.fci(lo_hi[2], lo_hi[3], '.3f')} and "
-            f"{FG.label(args.curve_key, hi_lo[0])} {FG.fci(hi_lo[2], hi_lo[3], '.3f')} do not overlap"
-        )
+        why = (f"the {x}_c intervals of {FG.label(args.curve_key, lo_hi[0])} {FG.fci(lo_hi[2], lo_hi[3], '.3f')} and "
+               f"{FG.label(args.curve_key, hi_lo[0])} {FG.fci(hi_lo[2], hi_lo[3], '.3f')} do not overlap")
         return "depends", depends, why
     if sum(math.isfinite(t[1]) for t in ivs) < 2:
         why = f"fewer than two {c} values cross the threshold inside the {x} grid, so the overlap says nothing"
@@ -170,34 +153,19 @@ def verdict(curves, crossings, args, what: str = "") -> tuple[str, str, str]:
 def tables(panels, args) -> list:
     """(name, report heading, table): the cells, lambda_c per curve, the verdict per panel."""
     summary = [
-        {
-            **O.summary_start(p, args, args.curve_key, c),
-            f"min_mean_{args.metric}": e.best[0],
-            f"argmin_{args.x_key}": e.best[1],
-            f"{args.x_key}_c_notebook": e.notebook,
-            "direction": "rising" if e.rising else "falling",
-            **O.ci_cols(f"{args.x_key}_c", e.lam_c),
-            "fit_lo": e.fit_ci[0],
-            "fit_hi": e.fit_ci[1],
-            "grid_bracket": e.bracket_text,
-            "cells_on_transition": e.on,
-            "threshold": args.threshold,
-            **C.logit_cols(args.x_key, f),
-            "collapse_error": args.collapse_error,
-        }
-        for p in panels
-        for c, e, f in zip(p.curves, p.crossings, p.logits)
+        {**O.summary_start(p, args, args.curve_key, c), f"min_mean_{args.metric}": e.best[0],
+         f"argmin_{args.x_key}": e.best[1], f"{args.x_key}_c_notebook": e.notebook,
+         "direction": "rising" if e.rising else "falling", **O.ci_cols(f"{args.x_key}_c", e.lam_c),
+         "fit_lo": e.fit_ci[0], "fit_hi": e.fit_ci[1], "grid_bracket": e.bracket_text, "cells_on_transition": e.on,
+         "threshold": args.threshold, **C.logit_cols(args.x_key, f), "collapse_error": args.collapse_error}
+        for p in panels for c, e, f in zip(p.curves, p.crossings, p.logits)
     ]
-    verdicts = [
-        {**O.panel_cols(p, args), "verdict": p.verdict, "conclusion": p.conclusion, "reason": p.reason,
-         "verdict_collapse": p.verdict_p[0], "conclusion_collapse": p.verdict_p[1], "reason_collapse": p.verdict_p[2]}
-        for p in panels
-    ]
-    return [
-        ("cells", None, O.all_cells(panels, args.panel_key)),
-        ("summary", "Phase boundary per curve", pd.DataFrame(summary)),
-        ("verdict", "Conclusion", pd.DataFrame(verdicts)),
-    ]
+    verdicts = [{**O.panel_cols(p, args), "verdict": p.verdict, "conclusion": p.conclusion, "reason": p.reason,
+                 "verdict_collapse": p.verdict_p[0], "conclusion_collapse": p.verdict_p[1],
+                 "reason_collapse": p.verdict_p[2]} for p in panels]
+    return [("cells", None, O.all_cells(panels, args.panel_key)),
+            ("summary", "Phase boundary per curve", pd.DataFrame(summary)),
+            ("verdict", "Conclusion", pd.DataFrame(verdicts))]
 
 
 # --------------------------------------------------------------------------- printed summary
@@ -212,27 +180,22 @@ def echo_summary(echo, panels, args) -> None:
             nb = f"{e.notebook:.2f}" if np.isfinite(e.notebook) else "N/A"
             echo(f"  {FG.label(ck, c)}: best error={e.best[0]:.4f} at {x}={e.best[1]:.2f}, {x}_c≈{nb}")
     O.echo_seeds(echo, panels, ck, args)
-    echo(
-        f"\n--- {x}_c: crossing of {thr:.2f} by a logistic fitted to each curve (or by the means, where the logistic misses the bracket), {args.confidence:.0%} intervals "
-        f"({O.boot_desc(args)}; widened to the grid bracket where the grid does not resolve the transition) ---"
-    )
+    echo(f"\n--- {x}_c: crossing of {thr:.2f} by a logistic fitted to each curve (or by the means, where the logistic "
+         f"misses the bracket), {args.confidence:.0%} intervals ({O.boot_desc(args)}; widened to the grid bracket "
+         "where the grid does not resolve the transition) ---")
     for p in O.each_panel(echo, panels, args.panel_key):
         for c, e in zip(p.curves, p.crossings):
             lc, lo, hi = e.lam_c
-            echo(
-                f"  {FG.label(ck, c)}: error {'rises' if e.rising else 'falls'} with {x}; {x}_c={FG.fnum(lc, '.3f')} "
-                f"{FG.fci(lo, hi, '.3f')} (grid bracket {e.bracket_text}; "
-                f"notebook {x}_c: {FG.fnum(e.notebook, '.2f')}; "
-                f"{FG.seeds_note(p.cells.loc[p.cells[ck] == c, 'n'])})"
-            )
+            echo(f"  {FG.label(ck, c)}: error {'rises' if e.rising else 'falls'} with {x}; {x}_c={FG.fnum(lc, '.3f')} "
+                 f"{FG.fci(lo, hi, '.3f')} (grid bracket {e.bracket_text}; notebook {x}_c: "
+                 f"{FG.fnum(e.notebook, '.2f')}; {FG.seeds_note(p.cells.loc[p.cells[ck] == c, 'n'])})")
             if e.why:
                 echo(f"    note: {e.why}")
             if e.undefined > 0:
                 echo(f"    note: no crossing in {e.undefined:.0%} of the resamples (left out of the interval)")
             if not e.rising and e.notebook == p.xs.min():
-                echo(
-                    f"    note: the notebook's rule assumes the error rises with {x}; here it falls, so its {x}_c is the first grid point"
-                )
+                echo(f"    note: the notebook's rule assumes the error rises with {x}; here it falls, so its {x}_c "
+                     "is the first grid point")
     echo(f"\n--- {x}_c from the collapse probability: a binomial logistic of outcome on {x} per curve "
          f"(statsmodels GLM), {x} at P(collapse)=0.5 and the slope, {args.confidence:.0%} profile-likelihood intervals ---")
     for p in O.each_panel(echo, panels, args.panel_key):
@@ -269,18 +232,9 @@ def draw_collapse_p(panels, args):
     logistic, its lambda_c at P = 0.5 marked."""
     fig, axes = FG.new_figure(len(panels), 1, width=8.0)
     colors = FG.palette(sorted({c for p in panels for c in p.curves}))
-    x_sym = FG.sym(args.x_key)
     for r, p in enumerate(panels):
-        ax = axes[r, 0]
-        FG.collapse_curves(ax, p, colors, args.curve_key, args.x_key)
-        ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
-               xticks=p.xs, title=f"{FG.panel_prefix(args.panel_key, p.value)}Collapse probability vs {x_sym}: fraction "
-               f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {C.MIN_RUNS} runs; "
-               f"lines: binomial logistic; diamonds: {x_sym}_c at P = 0.5)")
-        ax.grid(True, alpha=0.3)
-        if not any(f.n_collapsed for f in p.logits):
-            ax.text(0.5, 0.6, "no run collapsed", ha="center", transform=ax.transAxes, color="0.3")
-        ax.legend(fontsize=9)
+        FG.collapse_curves(axes[r, 0], p, colors, args.curve_key, args)
+        axes[r, 0].legend(fontsize=9)
     return fig
 
 
@@ -306,9 +260,8 @@ def draw_curves(ax, p, args, colors) -> None:
     if args.metric.endswith("_error"):
         ax.set_ylim(0, 1)
     ax.grid(True, alpha=0.3)
-    handles = ax.get_legend_handles_labels()[0] + [
-        Line2D([], [], color="0.2", linestyle=":", label=f"threshold {thr:.2f}")
-    ]
+    handles = [*ax.get_legend_handles_labels()[0],
+               Line2D([], [], color="0.2", linestyle=":", label=f"threshold {thr:.2f}")]
     handles += [Line2D([], [], color="0.3", linestyle="--", label="logistic fit")] if "fit" in drawn else []
     handles += FG.strip_handles(drawn, args.collapse_error)
     handles += [FG.estimate_handle(f"{x_sym}_c, {args.confidence:.0%} CI")] if "estimate" in drawn else []
@@ -349,34 +302,27 @@ def draw_boundary(axb, p, args, colors) -> None:
     axb.set_xticks(range(len(p.curves)), [FG.label(args.curve_key, c) for c in p.curves])
     axb.set_xlim(-0.6, len(p.curves) - 0.4)
     axb.set_ylabel(f"Critical {x_sym} ({x_sym}_c)")
-    axb.set_title(
-        f"{head}Phase Boundary vs {FG.title_name(args.curve_key)}\n(dotted: grid {x_sym}; shaded: bracket of the crossing)"
-    )
+    axb.set_title(f"{head}Phase Boundary vs {FG.title_name(args.curve_key)}\n(dotted: grid {x_sym}; shaded: bracket "
+                  "of the crossing)")
     axb.legend(
         handles=[Patch(color=NOTEBOOK_BAR, alpha=0.85, label=f"notebook: first grid {x_sym} with error > {thr:.2f}")]
         + ([FG.estimate_handle(f"{x_sym}_c (mean crosses {thr:.2f}), {args.confidence:.0%} CI", "black")] if estimated else [])
         + ([Line2D([], [], color=P_COLOR, marker="s", markerfacecolor="white", markeredgewidth=2, linestyle="none",
                    label=f"{x_sym}_c (P(collapse)=0.5), {args.confidence:.0%} CI")] if p_estimated else []),
-        fontsize=9,
-        loc="upper center",
-        bbox_to_anchor=(0.5, -0.09),
-        ncol=2,
-    )
+        fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2)
 
 
 # --------------------------------------------------------------------------- command line
 
 
 def build_parser():
-    parser = cli.script_parser(
-        "python -m analysis.phase_boundary", "Phase boundary lambda_c per lr (or any --curve-key)."
-    )
+    parser = cli.script_parser("python -m analysis.phase_boundary",
+                               "Phase boundary lambda_c per lr (or any --curve-key).")
     parser.add_argument("--curve-key", default="lr", help="one curve / lambda_c per value (default: lr)")
     parser.add_argument("--threshold", type=float, default=0.20, help="error threshold of lambda_c (default 0.20)")
     C.add_options(parser)
-    parser.add_argument(
-        "--guides", type=float, nargs="*", default=[0.15, 0.25], help="guide lines (default: 0.15 0.25)"
-    )
+    parser.add_argument("--guides", type=float, nargs="*", default=[0.15, 0.25],
+                        help="guide lines (default: 0.15 0.25)")
     return parser
 
 
@@ -394,10 +340,8 @@ def run(args) -> int:
         what = f"the {FG.sym(args.x_key)}_c interval"
         plans = [(p.value, c, p.xs, *e.lam_c[1:], what) for p in panels for c, e in zip(p.curves, p.crossings)]
         suggest(echo, args, runs.df, args.curve_key, plans, "python -m analysis.phase_boundary")
-    describe = (
-        f"metric: `{args.metric}`; curves by `{args.curve_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; "
-        f"threshold {args.threshold:.2f}; a run is collapsed when {args.metric} > {args.collapse_error:.3f}"
-    )
+    describe = (f"metric: `{args.metric}`; curves by `{args.curve_key}`, panels by `{args.panel_key}`, "
+                f"x `{args.x_key}`; threshold {args.threshold:.2f}; a run is collapsed when {args.metric} > {args.collapse_error:.3f}")
     figures = [("", draw(panels, args)), ("_collapse", draw_collapse_p(panels, args))]
     return O.write_outputs(args, runs, echo, STEM, "Phase boundary (lr x lambda)", figures, results, describe)
 

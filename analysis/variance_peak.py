@@ -5,26 +5,9 @@ data collapse.
         [--panel-key noise.rate] [--x-key lam] [--metric best_error] [--susceptibility]
         [--size-measure params|value]
 
-Reproduces the notebook's analysis (``000_*``): per noise rate, mean best error vs lambda with
-std error bars per width, and std of the best error vs lambda per width; prints the peak std
-and its lambda. Beyond it, with percentile bootstrap intervals over seeds:
-
-- each peak's height and location (the grid argmax refined by a parabola through its
-  neighbours); a peak on the grid edge or resting on a single grid point says so, and its
-  location interval then spans the neighbours (or runs off the grid);
-- the transition: a logistic ``a + (b - a) / (1 + exp(-(lambda - lambda0) / s))`` per size;
-- the two claims: does the peak rise with size (slope of ln peak std vs ln size > 0), does
-  the transition sharpen (slope of ln s vs ln size < 0);
-- the finite-size collapse: error = F((lambda - lambda_c) L^(1/nu)), F logistic, fitted to
-  every size at once (L: ResNet18 parameters, or the size value; ``--size-measure``);
-- ``--susceptibility``: chi = L * Var(error) as a third column.
-
-Beside them, the outcome per run (analysis/collapse.py): every run drawn; per cell the collapse
-fraction with a binomial interval and p(1-p); per size lambda_c at P(collapse) = 0.5 and the
-slope of a binomial logistic; whether it sharpens and moves with size; the collapse of P.
-
-Writes ``variance_peak.png``, ``_probability.png``, ``_scaling.png``, ``_collapse.png``, ``_cells.csv``,
-``_summary.csv``, ``_claims.csv``, ``_runs.csv`` and the report ``variance_peak.md`` to ``--out``.
+Reproduces the notebook's analysis (``000_*``), and beyond it, with bootstrap intervals over
+seeds, each peak, the transition, the two scaling claims, the finite-size collapse and the
+outcome per run (analysis/collapse.py): what each is and the files written, docs/ANALYSIS.md.
 """
 
 from __future__ import annotations
@@ -131,11 +114,9 @@ def analyse_panel(g: S.Grid, args, measure: dict) -> Panel:
             if s.shape[-1] >= 2:
                 std[..., i, j] = s.std(-1, ddof=1)
         h, xg, xr = S.peak(std, xs)  # (batch..., sizes)
-        fit = S.batched(
-            batch,
-            lambda idx: [v for i in range(len(sizes)) for v in S.fit_sigmoid(xs, mean[idx][i], ns[i], p0=fits[i])[2:]],
-            2 * len(sizes),
-        )
+        fit = S.batched(batch, lambda idx: [v for i in range(len(sizes))
+                                            for v in S.fit_sigmoid(xs, mean[idx][i], ns[i], p0=fits[i])[2:]],
+                        2 * len(sizes))
         # per size, in Size's order: peak std, its grid x, its refined x, sigmoid width, sigmoid centre
         out = [v for i in range(len(sizes)) for v in (h[..., i], xg[..., i], xr[..., i], fit[2 * i + 1], fit[2 * i])]
         if claims:
@@ -209,49 +190,35 @@ def tables(panels, args, measure) -> list:
         cells["size_L"] = cells[sk].map(measure)
         cells["chi"] = cells["size_L"] * cells["var"]
     summary = [
-        {
-            **O.summary_start(p, args, sk, s),
-            **O.ci_cols("peak_std", z.peak_std),
-            f"peak_{x}_grid": z.peak_x_grid,
-            **O.ci_cols(f"peak_{x}", z.peak_x),
-            "peak_note": z.peak_note,
-            **O.ci_cols("sigmoid_width", z.sigmoid_width),
-            **O.ci_cols("sigmoid_center", z.sigmoid_center),
-            **({"size_L": measure[s], "chi_peak": measure[s] * z.peak_std[0] * z.peak_std[0]}
-               if args.susceptibility else {}),
-            **peak_cell(p, s, z),
-            **C.logit_cols(x, f),
-            "collapse_error": args.collapse_error,
-        }
-        for p in panels
-        for (s, z), f in zip(p.sizes.items(), p.logits)
+        {**O.summary_start(p, args, sk, s), **O.ci_cols("peak_std", z.peak_std), f"peak_{x}_grid": z.peak_x_grid,
+         **O.ci_cols(f"peak_{x}", z.peak_x), "peak_note": z.peak_note, **O.ci_cols("sigmoid_width", z.sigmoid_width),
+         **O.ci_cols("sigmoid_center", z.sigmoid_center),
+         **({"size_L": measure[s], "chi_peak": measure[s] * z.peak_std[0] * z.peak_std[0]} if args.susceptibility else {}),
+         **peak_cell(p, s, z), **C.logit_cols(x, f), "collapse_error": args.collapse_error}
+        for p in panels for (s, z), f in zip(p.sizes.items(), p.logits)
     ]
     claims = []
+
+    def claim(p, name, estimate, verdict=""):
+        e, lo, hi = estimate
+        claims.append({**O.panel_cols(p, args), "claim": name, "estimate": e, "lo": lo, "hi": hi, "verdict": verdict})
+
     for p in (p for p in panels if p.claims):
-        for claim, stat, _, yes_if, yes, no, _ in CLAIMS:
-            e, lo, hi = getattr(p, stat)
-            verdict = verdict_sign(lo, hi, yes_if, yes, no).split(" (")[0]
-            claims.append({**O.panel_cols(p, args), "claim": claim, "estimate": e, "lo": lo, "hi": hi,
-                           "verdict": verdict})
-        for name in ("collapse_lambda_c", "collapse_nu"):
-            e, lo, hi = getattr(p, name)
-            note = C.nu_resolved(e, lo, hi) if name == "collapse_nu" else ""
-            claims.append({**O.panel_cols(p, args), "claim": name, "estimate": e, "lo": lo, "hi": hi,
-                           "verdict": f"NOT RESOLVED: {note}" if note else ""})
-        sh = p.sharpening
-        claims.append({**O.panel_cols(p, args), "claim": "collapse probability sharpens with size (d slope / d ln L)",
-                       "estimate": sh.d[0], "lo": sh.d[1], "hi": sh.d[2], "verdict": sh.verdict()})
+        for name, stat, _, yes_if, yes, no, _ in CLAIMS:
+            estimate = getattr(p, stat)
+            claim(p, name, estimate, verdict_sign(*estimate[1:], yes_if, yes, no).split(" (")[0])
+        note = C.nu_resolved(*p.collapse_nu)
+        claim(p, "collapse_lambda_c", p.collapse_lambda_c)
+        claim(p, "collapse_nu", p.collapse_nu, f"NOT RESOLVED: {note}" if note else "")
+        claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d, p.sharpening.verdict())
         mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
-        claims.append({**O.panel_cols(p, args), "claim": f"{x}_c(P=0.5) moves with size", "estimate": math.nan,
-                       "lo": math.nan, "hi": math.nan, "verdict": f"{mv}: {why}"})
+        claim(p, f"{x}_c(P=0.5) moves with size", NAN3, f"{mv}: {why}")
         sc = p.scaling
         nu_note = sc.why or sc.nu_note
         for name, t in ((f"P collapse {x}_c", sc.lam_c), ("P collapse 1/nu", sc.inv_nu), ("P collapse nu", sc.nu)):
-            claims.append({**O.panel_cols(p, args), "claim": name, "estimate": t[0], "lo": t[1], "hi": t[2],
-                           "verdict": f"NOT RESOLVED: {nu_note}" if nu_note and name.endswith("nu") else ""})
+            claim(p, name, t, f"NOT RESOLVED: {nu_note}" if nu_note and name.endswith("nu") else "")
     return [("cells", None, cells), ("summary", "Peaks and transitions", pd.DataFrame(summary))] + (
-        [("claims", "Claims and collapse", pd.DataFrame(claims))] if claims else []
-    )
+        [("claims", "Claims and collapse", pd.DataFrame(claims))] if claims else [])
 
 
 # --------------------------------------------------------------------------- printed summary
@@ -271,11 +238,9 @@ def echo_peaks(echo, panels, args, measure) -> None:
         for s, z in p.sizes.items():
             (h, hlo, hhi), (loc, llo, lhi), x0, sw = z.peak_std, z.peak_x, z.sigmoid_center, z.sigmoid_width
             chi = f"; chi=L·Var peak={FG.fnum(measure[s] * h * h, '.4g')}" if args.susceptibility else ""
-            echo(
-                f"  {FG.label(sk, s)}: peak std={FG.fnum(h)} {FG.fci(hlo, hhi)} at {x}={FG.fnum(loc, '.3f')} "
-                f"{FG.fci(llo, lhi, '.3f')}; logistic {x}0={FG.fnum(x0[0], '.3f')} {FG.fci(*x0[1:], '.3f')}, "
-                f"s={FG.fnum(sw[0])} {FG.fci(*sw[1:])} ({FG.seeds_note(p.cells.loc[p.cells[sk] == s, 'n'])}){chi}"
-            )
+            echo(f"  {FG.label(sk, s)}: peak std={FG.fnum(h)} {FG.fci(hlo, hhi)} at {x}={FG.fnum(loc, '.3f')} "
+                 f"{FG.fci(llo, lhi, '.3f')}; logistic {x}0={FG.fnum(x0[0], '.3f')} {FG.fci(*x0[1:], '.3f')}, "
+                 f"s={FG.fnum(sw[0])} {FG.fci(*sw[1:])} ({FG.seeds_note(p.cells.loc[p.cells[sk] == s, 'n'])}){chi}")
             if z.peak_note:
                 echo(f"    note: the peak is {z.peak_note}; its location is known only to the interval shown")
 
@@ -321,10 +286,8 @@ def echo_collapse(echo, panels, args) -> None:
 def echo_claims(echo, panels, args) -> None:
     """Per panel: the two claims with their verdicts, and the collapse."""
     x, sk = FG.sym(args.x_key), args.size_key
-    echo(
-        f"\n--- Claims and the finite-size collapse ({args.confidence:.0%} intervals; L = "
-        f"{'ResNet18 parameters' if args.size_measure == 'params' else sk}) ---"
-    )
+    echo(f"\n--- Claims and the finite-size collapse ({args.confidence:.0%} intervals; L = "
+         f"{'ResNet18 parameters' if args.size_measure == 'params' else sk}) ---")
     for p in O.each_panel(echo, panels, args.panel_key):
         if not p.claims:
             why = "only one value of " + sk if len(p.curves) < 2 else sk + " is not a positive number"
@@ -337,16 +300,11 @@ def echo_claims(echo, panels, args) -> None:
         (lc, clo, chi), (nu, nlo, nhi) = p.collapse_lambda_c, p.collapse_nu
         note = C.nu_resolved(nu, nlo, nhi)
         nu_text = f"ν not resolved ({note})" if note else f"ν={FG.fnum(nu, '.2f')} {FG.fci(nlo, nhi, '.2f')}"
-        echo(
-            f"  collapse of the mean error: {x}_c={FG.fnum(lc, '.3f')} {FG.fci(clo, chi, '.3f')}, {nu_text}, "
-            f"rms deviation of the cell means from the collapsed curve {FG.fnum(p.collapse[5], '.3g')}"
-        )
-        echo(
-            f"    note: {len(p.curves)} sizes fix ν by {len(p.curves) - 1} ratio(s) of L only; the ν interval is the seed "
-            "spread under the logistic form and says nothing about corrections to scaling"
-            if len(p.curves) <= 3
-            else "    note: the ν interval is the seed spread under the logistic form"
-        )
+        echo(f"  collapse of the mean error: {x}_c={FG.fnum(lc, '.3f')} {FG.fci(clo, chi, '.3f')}, {nu_text}, "
+             f"rms deviation of the cell means from the collapsed curve {FG.fnum(p.collapse[5], '.3g')}")
+        echo(f"    note: {len(p.curves)} sizes fix ν by {len(p.curves) - 1} ratio(s) of L only; the ν interval is the "
+             "seed spread under the logistic form and says nothing about corrections to scaling" if len(p.curves) <= 3
+             else "    note: the ν interval is the seed spread under the logistic form")
 
 
 # --------------------------------------------------------------------------- figures
@@ -419,7 +377,7 @@ def draw_probability(panels, args):
     colors, x_sym = FG.palette(sorted({s for p in panels for s in p.curves})), FG.sym(args.x_key)
     for r, p in enumerate(panels):
         ax, axv = axes[r, 0], axes[r, 1]
-        FG.collapse_curves(ax, p, colors, args.size_key, args.x_key)
+        FG.collapse_curves(ax, p, colors, args.size_key, args)
         for s in p.curves:
             cs = p.cells[p.cells.iloc[:, 0] == s]
             var = cs["std"].to_numpy(float) ** 2
@@ -428,18 +386,11 @@ def draw_probability(panels, args):
             axv.plot(xv, var, marker="s", color=colors[s], linewidth=2, label=f"{FG.label(args.size_key, s)}: Var")
             axv.plot(xv, part, linestyle="--", marker="x", color=colors[s], linewidth=1.2,
                      label="of it, collapse chance p(1-p)Δ²")
-        head = FG.panel_prefix(args.panel_key, p.value)
-        ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
-               xticks=p.xs, title=f"{head}Collapse probability vs {x_sym}: fraction of runs, {args.confidence:.0%} "
-               f"{args.binomial_interval} interval\n(hollow: < {C.MIN_RUNS} runs; lines: binomial logistic; "
-               f"diamonds: {x_sym}_c at P = 0.5)")
-        if not any(f.n_collapsed for f in p.logits):
-            ax.text(0.5, 0.6, "no run collapsed", ha="center", transform=ax.transAxes, color="0.3")
         axv.set(xlabel=x_sym, ylabel="variance of the cell's runs", xticks=p.xs,
-                title=f"{head}Variance per cell, and the part the two outcomes explain\n"
-                      "(law of total variance: p(1-p)·(mean collapsed - mean not)²)")
+                title=f"{FG.panel_prefix(args.panel_key, p.value)}Variance per cell, and the part the two outcomes "
+                      "explain\n(law of total variance: p(1-p)·(mean collapsed - mean not)²)")
+        axv.grid(True, alpha=0.3)
         for a in (ax, axv):
-            a.grid(True, alpha=0.3)
             a.legend(fontsize=8)
     return fig
 
@@ -447,32 +398,20 @@ def draw_probability(panels, args):
 def draw_scaling(panels, args, measure):
     fig, axes = FG.new_figure(1, 2, width=6.5)
     colors, shown = FG.palette([p.value for p in panels]), [p for p in panels if p.claims]
-    for ax, stat, exp, title in (
-        (axes[0, 0], "peak_std", "exp_peak", "Does the variance peak rise with size?"),
-        (axes[0, 1], "sigmoid_width", "exp_width", "Does the transition sharpen with size?"),
-    ):
+    for ax, stat, exp, title in ((axes[0, 0], "peak_std", "exp_peak", "Does the variance peak rise with size?"),
+                                 (axes[0, 1], "sigmoid_width", "exp_width", "Does the transition sharpen with size?")):
         for k, p in enumerate(shown):
             v = np.array([getattr(z, stat) for z in p.sizes.values()])
             ok = np.isfinite(v[:, 0]) & (v[:, 0] > 0)
             e, elo, ehi = getattr(p, exp)
             yerr = np.nan_to_num(np.abs(v[:, 1:].T - v[:, 0]))[:, ok]
-            ax.errorbar(
-                np.array([measure[s] for s in p.curves])[ok] * 1.025**k,
-                v[ok, 0],
-                yerr=yerr,
-                marker="osD^"[k % 4],
-                capsize=5,
-                linewidth=2,
-                color=colors[p.value],
-                label=f"{O.panel_head(args.panel_key, p.value)}: slope {FG.fnum(e, '+.2f')} {FG.fci(elo, ehi, '+.2f')}",
-            )
-        ax.set(
-            xscale="log",
-            yscale="log",
-            title=f"{title}\n(estimate and {args.confidence:.0%} CI; slope = log-log exponent)",
-            xlabel=f"L ({'M params' if args.size_measure == 'params' else args.size_key}, log)",
-            ylabel=f"{stat} (log)",
-        )
+            ax.errorbar(np.array([measure[s] for s in p.curves])[ok] * 1.025**k, v[ok, 0], yerr=yerr,
+                        marker="osD^"[k % 4], capsize=5, linewidth=2, color=colors[p.value],
+                        label=f"{O.panel_head(args.panel_key, p.value)}: slope {FG.fnum(e, '+.2f')} "
+                              f"{FG.fci(elo, ehi, '+.2f')}")
+        ax.set(xscale="log", yscale="log", title=f"{title}\n(estimate and {args.confidence:.0%} CI; slope = log-log "
+               f"exponent)", xlabel=f"L ({'M params' if args.size_measure == 'params' else args.size_key}, log)",
+               ylabel=f"{stat} (log)")
         ax.grid(True, alpha=0.3, which="both")
         ax.legend(fontsize=9)
     return fig
@@ -487,25 +426,14 @@ def draw_collapse(panels, args, measure):
         mean_L = np.exp(np.mean([np.log(measure[s]) for s in p.curves]))  # L in units of its geometric mean, as fitted
         for s in p.curves:
             x, m, sd, _ = p.curve(args.size_key, s, args.x_key)
-            ax.errorbar(
-                (x - lc) * (measure[s] / mean_L) ** (1 / nu),
-                m,
-                yerr=np.nan_to_num(sd),
-                marker="o",
-                linestyle="none",
-                capsize=3,
-                color=colors[s],
-                label=FG.label(args.size_key, s),
-            )
+            ax.errorbar((x - lc) * (measure[s] / mean_L) ** (1 / nu), m, yerr=np.nan_to_num(sd), marker="o",
+                        linestyle="none", capsize=3, color=colors[s], label=FG.label(args.size_key, s))
         t = np.linspace(*ax.get_xlim(), 200)
         ax.plot(t, S.sigmoid(t, a, b, 0.0, w), color="0.3", linestyle="--", label=f"F(t), rms deviation {rms:.3g}")
-        (_, clo, chi), (_, nlo, nhi) = p.collapse_lambda_c, p.collapse_nu
-        ax.set(
-            xlabel=f"({FG.sym(args.x_key)} - {FG.sym(args.x_key)}_c) · (L / geometric mean L)^(1/ν)",
-            ylabel=args.metric,
-            title=f"{O.panel_head(args.panel_key, p.value)}: {FG.sym(args.x_key)}_c = {lc:.3f} {FG.fci(clo, chi, '.3f')}, "
-            f"ν = {nu:.2f} {FG.fci(nlo, nhi, '.2f')}\n({args.confidence:.0%} CI; {len(p.curves)} sizes)",
-        )
+        (_, clo, chi), (_, nlo, nhi), x_sym = p.collapse_lambda_c, p.collapse_nu, FG.sym(args.x_key)
+        ax.set(xlabel=f"({x_sym} - {x_sym}_c) · (L / geometric mean L)^(1/ν)", ylabel=args.metric,
+               title=f"{O.panel_head(args.panel_key, p.value)}: {x_sym}_c = {lc:.3f} {FG.fci(clo, chi, '.3f')}, "
+               f"ν = {nu:.2f} {FG.fci(nlo, nhi, '.2f')}\n({args.confidence:.0%} CI; {len(p.curves)} sizes)")
         ax.grid(True, alpha=0.3)
         ax.legend(fontsize=9)
     return fig
@@ -516,12 +444,8 @@ def build_parser():
     parser.add_argument("--size-key", default="model.width", help="model size key (default: model.width)")
     parser.add_argument("--susceptibility", action="store_true", help="add a column with chi = L * Var(error)")
     C.add_options(parser)
-    parser.add_argument(
-        "--size-measure",
-        choices=("params", "value"),
-        help="L: ResNet18 parameters (M) at the width "
-        "multiplier (default for model.width / width_mult) or the size key's value",
-    )
+    parser.add_argument("--size-measure", choices=("params", "value"), help="L: ResNet18 parameters (M) at the width "
+                        "multiplier (default for model.width / width_mult) or the size key's value")
     return parser
 
 
