@@ -98,16 +98,14 @@ def check_writable(path: str, option: str, folder: bool) -> None:
     a folder is wanted (or the reverse), or a file on the way to it."""
     path = os.path.abspath(path)
     if os.path.exists(path) and os.path.isdir(path) != folder:
-        raise AnalysisError(
-            f"{option} {path}: is {'a file' if folder else 'a folder'}; give {'a folder' if folder else 'a file name'}"
-        )
+        raise AnalysisError(f"{option} {path}: is {'a file' if folder else 'a folder'}; "
+                            f"give {'a folder' if folder else 'a file name'}")
     parent = path if folder else os.path.dirname(path)
     while not os.path.exists(parent):
         parent = os.path.dirname(parent)
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
-        raise AnalysisError(
-            f"{option} {path}: cannot write under {parent} ({'a file' if not os.path.isdir(parent) else 'not writable'})"
-        )
+        raise AnalysisError(f"{option} {path}: cannot write under {parent} "
+                            f"({'a file' if not os.path.isdir(parent) else 'not writable'})")
 
 
 def collected(dirs, all_keys: bool = True) -> tuple[pd.DataFrame, CollectReport]:
@@ -190,11 +188,9 @@ def start(args, curve_option: str, curve_key: str, header: str):
     if table.empty:
         raise AnalysisError(f"no runs with {args.metric} and {', '.join(used)} left to analyse")
     for key, values in pooled_keys(table, args.panel_key, used, report.config_keys).items():
-        notes.append(
-            f"WARNING: runs compared in one panel differ in {key} ({', '.join(values[:6])}"
-            f"{' ...' if len(values) > 6 else ''}): they come from different experiments; "
-            f"restrict with --where {key}=VALUE or group by it"
-        )
+        notes.append(f"WARNING: runs compared in one panel differ in {key} ({', '.join(values[:6])}"
+                     f"{' ...' if len(values) > 6 else ''}): they come from different experiments; "
+                     f"restrict with --where {key}=VALUE or group by it")
     for note in notes:
         echo(note)
     return echo, Runs(table.reset_index(drop=True), report, notes)

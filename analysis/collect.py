@@ -26,16 +26,13 @@ def main(argv=None) -> int:
             try:
                 import pyarrow  # noqa: F401
             except ImportError:
-                raise AnalysisError(
-                    f"--out {args.out}: writing Parquet needs pyarrow (pip install pyarrow); or use .csv"
-                ) from None
+                raise AnalysisError(f"--out {args.out}: writing Parquet needs pyarrow (pip install pyarrow); "
+                                    "or use .csv") from None
         table, report = cli.collected(args.dirs, all_keys=args.all_keys)
         print("\n".join(report.lines()))
         if report.constant_keys and not args.all_keys:
-            print(
-                "same in every run (not columns; --all-keys keeps them): "
-                + ", ".join(f"{k}={v}" for k, v in report.constant_keys.items())
-            )
+            print("same in every run (not columns; --all-keys keeps them): "
+                  + ", ".join(f"{k}={v}" for k, v in report.constant_keys.items()))
         print(f"wrote {write_table(table, args.out)} ({len(table)} runs, {len(table.columns)} columns)")
         return 0
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import os
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -48,10 +49,8 @@ def echo_seeds(echo, panels, curve_key: str, args) -> None:
             echo(f"{prefix}{FG.seeds_note(p.cells['n'])} in all {table.size} cells")
         else:
             echo(f"{prefix}{FG.seeds_note(p.cells['n'])}; 0 = missing cell")
-            table.columns, table.index = (
-                [FG.fmt(c) for c in table.columns],
-                [FG.label(curve_key, i) for i in table.index],
-            )
+            table.columns = [FG.fmt(c) for c in table.columns]
+            table.index = [FG.label(curve_key, i) for i in table.index]
             for ln in table.to_string().splitlines():
                 echo("  " + ln)
 
@@ -64,13 +63,8 @@ def panel_cols(p, args) -> dict:
 def summary_start(p, args, key: str, value) -> dict:
     """The first columns of a summary row: panel, curve, seeds per point, diverged runs."""
     cs = p.cells[(p.cells[key] == value) & (p.cells["n"] > 0)]
-    return {
-        **panel_cols(p, args),
-        key: value,
-        "n_min": int(cs["n"].min()),
-        "n_max": int(cs["n"].max()),
-        "n_diverged": int(cs["n_diverged"].sum()),
-    }
+    return {**panel_cols(p, args), key: value, "n_min": int(cs["n"].min()), "n_max": int(cs["n"].max()),
+            "n_diverged": int(cs["n_diverged"].sum())}
 
 
 def ci_cols(name: str, estimate) -> dict:
@@ -84,9 +78,8 @@ def boot_desc(args) -> str:
 
 def all_cells(panels, panel_key) -> pd.DataFrame:
     """The cells of all panels in one table (the panel key first)."""
-    return pd.concat(
-        [p.cells.assign(**{panel_key: p.value}) if panel_key else p.cells for p in panels], ignore_index=True
-    )
+    return pd.concat([p.cells.assign(**{panel_key: p.value}) if panel_key else p.cells for p in panels],
+                     ignore_index=True)
 
 
 # --------------------------------------------------------------------------- files
@@ -111,11 +104,7 @@ def atomic_write(path: str, write) -> str:
 
 
 def write_text(path: str, text: str) -> str:
-    def w(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-
-    return atomic_write(path, w)
+    return atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
 
 
 def write_table(df: pd.DataFrame, path: str) -> str:
@@ -142,32 +131,20 @@ def write_outputs(args, runs, echo: Echo, stem: str, title: str, figures, tables
     ``figures``: (stem suffix, Figure); ``tables``: (name, heading or None, DataFrame), written
     as ``<stem>_<name>.csv`` and shown in the report under the heading."""
     out = args.out
-    figs = [
-        atomic_write(
-            os.path.join(out, f"{stem}{sfx}.{ext}"),
-            lambda tmp, f=fig, e=ext: f.savefig(tmp, format=e, dpi=150),
-        )
-        for sfx, fig in figures
-        for ext in (("png", "pdf") if args.pdf else ("png",))
-    ]
+    figs = [atomic_write(os.path.join(out, f"{stem}{sfx}.{ext}"),
+                         lambda tmp, f=fig, e=ext: f.savefig(tmp, format=e, dpi=150))
+            for sfx, fig in figures for ext in (("png", "pdf") if args.pdf else ("png",))]
     files = figs + [write_table(df, os.path.join(out, f"{stem}_{name}.csv")) for name, _, df in tables]
-    files.append(
-        write_table(runs.df.rename(columns={"y": f"analysed_{args.metric}"}), os.path.join(out, f"{stem}_runs.csv"))
-    )
+    files.append(write_table(runs.df.rename(columns={"y": f"analysed_{args.metric}"}),
+                             os.path.join(out, f"{stem}_runs.csv")))
     report_path = os.path.join(out, f"{stem}.md")
     echo("\nwrote " + ", ".join([*files, report_path]))
     buf = io.StringIO()
     buf.write(f"# {title}\n\nInputs: " + ", ".join(f"`{os.path.abspath(d)}`" for d in args.dirs) + "\n\n")
-    for line in (
-        runs.report.summary(),
-        describe,
-        f"intervals: {args.confidence:.0%} {boot_desc(args)}",
-        *runs.notes,
-    ):
+    for line in (runs.report.summary(), describe, f"intervals: {args.confidence:.0%} {boot_desc(args)}", *runs.notes):
         buf.write(f"- {line}\n")
-    buf.write(
-        "\n" + "".join(f"![{os.path.basename(f)}]({os.path.relpath(f, out)})\n\n" for f in figs if f.endswith(".png"))
-    )
+    buf.write("\n" + "".join(f"![{os.path.basename(f)}]({os.path.relpath(f, out)})\n\n"
+                             for f in figs if f.endswith(".png")))
     buf.write("## Printed summary\n\n```text\n" + "\n".join(echo.lines).rstrip() + "\n```\n\n")
     buf.write("".join(f"## {head}\n\n{md_table(df)}\n\n" for _, head, df in tables if head))
     buf.write("## Files\n\n" + "".join(f"- [`{os.path.basename(f)}`]({os.path.relpath(f, out)})\n" for f in files))

@@ -1,20 +1,9 @@
 """Reading runs into one tidy table: this project's run folders and the notebooks' own files.
 
 ``collect(paths)`` walks every folder recursively and returns ``(table, report)``, one row per
-finished run, from either source (column ``source``):
-
-- this project's ``result.json`` (schema: ``docs/RUN_RECORD.md``): the config flattened with
-  dots (``model.width``, ``noise.rate``, ``lam``, ...) and every record field except
-  ``config`` and ``history``;
-- the notebooks' ``<EXP_NAME>_results.json`` / ``_checkpoint.json`` (a JSON list of records),
-  ``<EXP_NAME>_results.csv`` (the same without ``history``) and per-run record files (one
-  such record as a JSON object): their config is the notebook's constants (100 epochs, batch
-  256, K = 16, fp32, ...), overridden by ``<EXP_NAME>_config.json`` where present, plus the
-  record's ``width_mult`` / ``lr``, ``noise_rate``, ``lambda`` and ``seed``.
-
-Failed runs and runs in progress are counted, unreadable files reported by path, and
-duplicates (one fingerprint: the record's, else its config's, see ``dgl.identity``) keep the
-newest file. ``select`` then picks the value an analysis uses and says what it left out and why.
+finished run from either source (column ``source``; what is read from each and how
+duplicates are resolved: docs/ANALYSIS.md, "What they read"). ``select`` then picks the value
+an analysis uses and says what it left out and why.
 """
 
 from __future__ import annotations
@@ -37,17 +26,8 @@ STATUSES = ("completed", "diverged", "failed")
 NOTEBOOK_CONFIG = {
     "data": {"name": "cifar10"},
     "noise": {"name": "symmetric"},
-    "train": {
-        "epochs": 100,
-        "batch_size": 256,
-        "value_every": 16,
-        "eval_every": 10,
-        "momentum": 0.9,
-        "weight_decay": 5e-4,
-        "milestones": [0.5, 0.75],
-        "gamma": 0.1,
-        "precision": "fp32",
-    },
+    "train": {"epochs": 100, "batch_size": 256, "value_every": 16, "eval_every": 10, "momentum": 0.9,
+              "weight_decay": 5e-4, "milestones": [0.5, 0.75], "gamma": 0.1, "precision": "fp32"},
 }
 NOTEBOOK_MODEL = {
     "width_mult": {"model": {"name": "resnet18"}, "lr": 0.1},  # Q1: width varies
@@ -95,17 +75,13 @@ class CollectReport:
         return len(self.completed) + len(self.diverged)
 
     def skipped(self) -> str:
-        return (
-            f"{len(self.failed)} failed, {len(self.in_progress)} in progress or interrupted, "
-            f"{len(self.bad_files)} unreadable, {sum(len(d) for _, d in self.duplicates)} duplicate(s)"
-        )
+        return (f"{len(self.failed)} failed, {len(self.in_progress)} in progress or interrupted, "
+                f"{len(self.bad_files)} unreadable, {sum(len(d) for _, d in self.duplicates)} duplicate(s)")
 
     def summary(self) -> str:
         src = ", ".join(f"{n} from {s}" for s, n in sorted(self.sources.items()))
-        return (
-            f"collected {self.n_runs} runs ({len(self.completed)} completed, {len(self.diverged)} diverged; "
-            f"{src or 'none'}) from {len(self.roots)} folder(s); skipped: {self.skipped()}"
-        )
+        return (f"collected {self.n_runs} runs ({len(self.completed)} completed, {len(self.diverged)} diverged; "
+                f"{src or 'none'}) from {len(self.roots)} folder(s); skipped: {self.skipped()}")
 
     def lines(self, max_items: int = 20) -> list[str]:
         """The summary and every problem found, by path."""
@@ -114,10 +90,8 @@ class CollectReport:
             out.append(f"{self.copies} notebook run(s) appear in several files of their folder (read once)")
         for title, items in (
             ("unreadable files (fix or delete them):", [f"{p}: {why}" for p, why in self.bad_files]),
-            (
-                "duplicate runs of one config (kept the newest file):",
-                [f"kept {k}; dropped {', '.join(d)}" for k, d in self.duplicates],
-            ),
+            ("duplicate runs of one config (kept the newest file):",
+             [f"kept {k}; dropped {', '.join(d)}" for k, d in self.duplicates]),
             ("failed runs:", [f"{d}: {msg or 'no message'}" for d, msg in self.failed]),
             ("diverged runs:", self.diverged),
             ("in progress or interrupted (no result.json yet):", self.in_progress),
@@ -172,12 +146,13 @@ def _dgl_record(path: str) -> dict:
 
 
 def is_notebook_record(r) -> bool:
-    return (
-        isinstance(r, dict)
-        and "status" not in r
-        and {"lambda", "noise_rate", "seed"} <= set(r)
-        and ("width_mult" in r or "lr" in r)
-    )
+    return (isinstance(r, dict) and "status" not in r and {"lambda", "noise_rate", "seed"} <= set(r)
+            and ("width_mult" in r or "lr" in r))
+
+
+def _notebook_kind(record: dict) -> str:
+    """``width_mult`` for a Q1 record (width varies), ``lr`` for a Q3 one."""
+    return "width_mult" if "width_mult" in record else "lr"
 
 
 def _holds_notebook_records(path: str) -> bool:
@@ -198,9 +173,8 @@ def _notebook_records(path: str) -> list[dict]:
             df = pd.read_csv(path)
         except (OSError, ValueError) as e:
             raise ValueError(f"not a readable CSV ({e})") from None
-        records = [
-            {k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))} for r in df.to_dict("records")
-        ]
+        records = [{k: v for k, v in r.items() if not (isinstance(v, float) and math.isnan(v))}
+                   for r in df.to_dict("records")]
     else:
         data = _read_json(path)
         records = data if isinstance(data, list) else [data]
@@ -212,9 +186,8 @@ def _notebook_records(path: str) -> list[dict]:
 
 def _notebook_config(record: dict, params: dict) -> dict:
     """The config a notebook run had: the notebook's constants, its config.json, the record."""
-    kind = "width_mult" if "width_mult" in record else "lr"
     cfg = json.loads(json.dumps(NOTEBOOK_CONFIG))
-    for k, v in NOTEBOOK_MODEL[kind].items():
+    for k, v in NOTEBOOK_MODEL[_notebook_kind(record)].items():
         cfg[k] = {**cfg.get(k, {}), **v} if isinstance(v, dict) else v
     for k, v in (("epochs", "epochs"), ("batch_size", "batch_size"), ("K", "value_every")):
         if k in params:
@@ -227,8 +200,8 @@ def _notebook_config(record: dict, params: dict) -> dict:
 
 
 def _notebook_overrides(record: dict) -> list[str]:
-    kind = "width_mult" if "width_mult" in record else "lr"
-    return NOTEBOOK_EXPERIMENT[kind] + [f"{NOTEBOOK_KEYS[k]}={record[k]}" for k in NOTEBOOK_KEYS if k in record]
+    keys = [f"{NOTEBOOK_KEYS[k]}={record[k]}" for k in NOTEBOOK_KEYS if k in record]
+    return NOTEBOOK_EXPERIMENT[_notebook_kind(record)] + keys
 
 
 def _notebook_params(folder: str, name: str) -> dict:
@@ -377,9 +350,8 @@ def _table(kept: list[dict], report: CollectReport, all_keys: bool) -> tuple[pd.
     return table[["run_dir", "source", "status", *report.config_keys, *rest, "result_mtime"]], report
 
 
-def select(
-    table: pd.DataFrame, metric: str, diverged: str, chance: float = CHANCE_ERROR
-) -> tuple[pd.DataFrame, list[str]]:
+def select(table: pd.DataFrame, metric: str, diverged: str,
+           chance: float = CHANCE_ERROR) -> tuple[pd.DataFrame, list[str]]:
     """The runs an analysis uses, with the analysed value in column ``y``, and notes on what was
     done: diverged runs counted (the recorded value, or ``chance`` where nothing was measured)
     or left out; runs whose value is missing, not a number, NaN or infinite left out by path."""
@@ -396,23 +368,15 @@ def select(
             unmeasured = div
         if metric.endswith("_error"):
             y[unmeasured] = chance
-        notes.append(
-            f"diverged runs: {int(div.sum())} counted as real outcomes: {metric} as measured before the "
-            f"divergence, chance level {chance:.2f} where nothing was measured ({int(unmeasured.sum())} "
-            "run(s)); --diverged exclude leaves them out"
-        )
+        notes.append(f"diverged runs: {int(div.sum())} counted as real outcomes: {metric} as measured before the "
+                     f"divergence, chance level {chance:.2f} where nothing was measured ({int(unmeasured.sum())} "
+                     "run(s)); --diverged exclude leaves them out")
     bad = ~np.isfinite(y.to_numpy())
     if bad.any():
-        what = [
-            f"{d} ({metric}={v!r})"
-            if v is not None and not (isinstance(v, float) and math.isnan(v))
-            else f"{d} (no {metric})"
-            for d, v in zip(table["run_dir"][bad], raw[bad])
-        ]
-        notes.append(
-            f"WARNING: {int(bad.sum())} run(s) left out: {metric} is missing, not a number, NaN or "
-            f"infinite: " + "; ".join(what[:20]) + (" ..." if len(what) > 20 else "")
-        )
+        what = [f"{d} ({metric}={v!r})" if v is not None and not (isinstance(v, float) and math.isnan(v))
+                else f"{d} (no {metric})" for d, v in zip(table["run_dir"][bad], raw[bad])]
+        notes.append(f"WARNING: {int(bad.sum())} run(s) left out: {metric} is missing, not a number, NaN or "
+                     f"infinite: " + "; ".join(what[:20]) + (" ..." if len(what) > 20 else ""))
     return table.assign(y=y.to_numpy())[~bad], notes
 
 

@@ -20,9 +20,8 @@ def cell_stats(df: pd.DataFrame, keys: list[str], grid: dict) -> pd.DataFrame:
     """Per cell: n, n_diverged, mean, std (ddof=1, as pandas and the notebooks). Cells of the
     full grid (``grid``: key -> all values) with no run are rows with n = 0 and NaN statistics."""
     g = df.assign(_div=(df["status"] == "diverged").astype(int)).groupby(keys)
-    stats = pd.DataFrame(
-        {"n": g["y"].size(), "n_diverged": g["_div"].sum(), "mean": g["y"].mean(), "std": g["y"].std(ddof=1)}
-    )
+    stats = pd.DataFrame({"n": g["y"].size(), "n_diverged": g["_div"].sum(), "mean": g["y"].mean(),
+                          "std": g["y"].std(ddof=1)})
     stats = stats.reindex(pd.MultiIndex.from_product([grid[k] for k in keys], names=keys))
     stats[["n", "n_diverged"]] = stats[["n", "n_diverged"]].fillna(0).astype(int)
     return stats.reset_index()
@@ -80,12 +79,9 @@ class Boot:
     high: np.ndarray
     dist: np.ndarray | None  # (k, n_boot)
 
-    def ci(self, i: int) -> tuple[float, float]:
-        return float(self.low[i]), float(self.high[i])
-
     def estimate(self, i: int) -> tuple[float, float, float]:
         """(point, low, high) of statistic ``i``."""
-        return float(self.point[i]), *self.ci(i)
+        return float(self.point[i]), float(self.low[i]), float(self.high[i])
 
     def frac_undefined(self, i: int) -> float:
         return float("nan") if self.dist is None else float(np.mean(np.isnan(self.dist[i])))

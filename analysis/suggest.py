@@ -44,11 +44,8 @@ def target(lo: float, hi: float, xs) -> tuple[float, float, str]:
 def experiment_file(runs: pd.DataFrame, x_key: str, values, reasons: list[str], prog: str) -> tuple[str, str]:
     """(experiment name, YAML text) of a sweep over ``values`` of ``x_key`` with everything else
     as in ``runs`` (their overrides; the seeds they used)."""
-    overrides = (
-        [dict(o.split("=", 1) for o in json.loads(s)) for s in runs["overrides"].dropna()]
-        if "overrides" in runs
-        else []
-    )
+    overrides = ([dict(o.split("=", 1) for o in json.loads(s)) for s in runs["overrides"].dropna()]
+                 if "overrides" in runs else [])
     fixed, seeds = {}, sorted({int(s) for s in runs["seed"]})
     for o in overrides:
         for k, v in o.items():
@@ -58,19 +55,12 @@ def experiment_file(runs: pd.DataFrame, x_key: str, values, reasons: list[str], 
     name = str(runs["name"].iloc[0]) if "name" in runs else "sweep"
     slug = re.sub(r"[^A-Za-z0-9]+", "_", "_".join(f"{k}{v}" for k, v in fixed.items() if k != "lam_index"))
     exp = f"{name}_next_{slug}".strip("_")
-    lines = [
-        "# @package _global_",
-        f"# Suggested by {prog} --suggest {len(values)}:",
-        *(f"#   {r}" for r in reasons),
-        f"#   python train.py -m experiment={exp}",
-    ]
+    lines = ["# @package _global_", f"# Suggested by {prog} --suggest {len(values)}:", *(f"#   {r}" for r in reasons),
+             f"#   python train.py -m experiment={exp}"]
     lines += ["defaults:", f"  - {base}"] if base else []
     lines += [f"name: {exp}", "hydra:", "  sweeper:", "    params:"]
     lines += [f"      {k}: {v}" for k, v in fixed.items()]
-    lines += [
-        f"      {x_key}: {','.join(FG.fmt(v) for v in values)}",
-        f"      seed: {','.join(map(str, seeds))}",
-    ]
+    lines += [f"      {x_key}: {','.join(FG.fmt(v) for v in values)}", f"      seed: {','.join(map(str, seeds))}"]
     return exp, "\n".join(lines) + "\n"
 
 
@@ -87,11 +77,8 @@ def suggest(echo, args, runs: pd.DataFrame, curve_key: str, plans, prog: str) ->
             echo(f"  {head}: no estimate to refine ({what}); widen the {x} grid by hand")
             continue
         new = split_gaps(lo, hi, xs, args.suggest)
-        reasons = [
-            f"{x}={FG.fmt(m)}: halves the widest gap {a:.4g}-{b:.4g} of {what} "
-            f"[{lo:.4g}, {hi:.4g}]{' (' + side + ')' if side else ''}"
-            for m, a, b in new
-        ]
+        reasons = [f"{x}={FG.fmt(m)}: halves the widest gap {a:.4g}-{b:.4g} of {what} "
+                   f"[{lo:.4g}, {hi:.4g}]{' (' + side + ')' if side else ''}" for m, a, b in new]
         echo(f"  {head}:")
         for r in reasons:
             echo(f"    {r}")
