@@ -98,11 +98,6 @@ def _check(ok, key, value, allowed):
         raise ConfigError(f"{key}={value} is not allowed (allowed: {allowed})")
 
 
-def _finite(x, key, allowed):
-    _check(math.isfinite(x), key, x, allowed)
-    return x
-
-
 def _check_keys(node, schema, prefix=""):
     """Keys the schema does not have (Hydra lets `+key=value` add them even to a typed config)."""
     names = {f.name: f.type for f in dataclasses.fields(schema)}
@@ -118,17 +113,16 @@ def validate(cfg):
     the schema's job (Hydra checks them while composing); this checks keys Hydra let in,
     ranges, choices and cross-key rules."""
     _check_keys(cfg, Config)
-    lam = _finite(cfg.lam, "lam", "[0, 1]")
-    _check(0 <= lam <= 1, "lam", lam, "[0, 1]")
-    _check(_finite(cfg.lr, "lr", "> 0") > 0, "lr", cfg.lr, "> 0")
+    _check(math.isfinite(cfg.lam) and 0 <= cfg.lam <= 1, "lam", cfg.lam, "[0, 1]")
+    _check(math.isfinite(cfg.lr) and cfg.lr > 0, "lr", cfg.lr, "> 0")
     _check(0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer in [0, 2**32)")
     from dgl.data import DATASETS
     from dgl.models import MODELS
     from dgl.noise import NOISES
 
     _check(cfg.model.name in MODELS, "model", cfg.model.name, ", ".join(MODELS))
-    width = _finite(cfg.model.width, "model.width", "> 0")
-    _check(width > 0, "model.width", width, "> 0")
+    width = cfg.model.width
+    _check(math.isfinite(width) and width > 0, "model.width", width, "> 0")
     if cfg.model.name == "tv_resnet18":
         _check(width == 1, "model.width", width, "1 for tv_resnet18 (fixed width); use model=resnet18")
     else:
@@ -147,7 +141,7 @@ def validate(cfg):
     if n.name == "none":
         _check(n.rate == 0, "noise.rate", n.rate, "0 with noise=none")
     else:
-        _check(0 <= _finite(n.rate, "noise.rate", "[0, 1)") < 1, "noise.rate", n.rate, "[0, 1)")
+        _check(math.isfinite(n.rate) and 0 <= n.rate < 1, "noise.rate", n.rate, "[0, 1)")
     if n.name == "asymmetric":
         _check(d.name != "fashion_mnist", "noise", "asymmetric", "symmetric or none with "
                "data=fashion_mnist (the asymmetric map is CIFAR-10's)")
@@ -155,10 +149,9 @@ def validate(cfg):
     t = cfg.train
     for key in ("epochs", "batch_size", "value_every", "eval_every", "checkpoint_every"):
         _check(t[key] >= 1, f"train.{key}", t[key], "an integer >= 1")
-    _check(0 <= _finite(t.momentum, "train.momentum", "[0, 1)") < 1, "train.momentum", t.momentum, "[0, 1)")
-    _check(_finite(t.weight_decay, "train.weight_decay", ">= 0") >= 0, "train.weight_decay",
-           t.weight_decay, ">= 0")
-    _check(0 < _finite(t.gamma, "train.gamma", "(0, 1]") <= 1, "train.gamma", t.gamma, "(0, 1]")
+    _check(math.isfinite(t.momentum) and 0 <= t.momentum < 1, "train.momentum", t.momentum, "[0, 1)")
+    _check(math.isfinite(t.weight_decay) and t.weight_decay >= 0, "train.weight_decay", t.weight_decay, ">= 0")
+    _check(math.isfinite(t.gamma) and 0 < t.gamma <= 1, "train.gamma", t.gamma, "(0, 1]")
     milestones = list(t.milestones)
     _check(all(0 < m <= 1 for m in milestones), "train.milestones", milestones,
            "fractions of train.epochs in (0, 1]")
@@ -174,11 +167,7 @@ def validate(cfg):
 def one_line(exc):
     """A Hydra/OmegaConf composition error (bad override, wrong type, unknown key or group
     option) as one line naming the key and what is allowed; None for any other exception."""
-    from hydra.errors import (
-        ConfigCompositionException,
-        MissingConfigException,
-        OverrideParseException,
-    )
+    from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
     from omegaconf.errors import ConfigAttributeError, ConfigKeyError, ValidationError
 
     cause = exc.__cause__

@@ -78,49 +78,41 @@ def load_cifar10(root, download=True):
         test_images, test_labels = _read_cifar_batch(folder / "test_batch")
     except (OSError, pickle.UnpicklingError, KeyError, ValueError) as e:
         raise DataError(f"data.root: cannot read CIFAR-10 batches in {folder}: {e}") from None
-    return Dataset(
-        "cifar10",
-        torch.from_numpy(np.concatenate([t[0] for t in train])),
-        np.concatenate([t[1] for t in train]),
-        torch.from_numpy(test_images),
-        test_labels,
-        CIFAR10_MEAN,
-        CIFAR10_STD,
-    )
+    return Dataset("cifar10", torch.from_numpy(np.concatenate([t[0] for t in train])),
+                   np.concatenate([t[1] for t in train]), torch.from_numpy(test_images), test_labels,
+                   CIFAR10_MEAN, CIFAR10_STD)
 
 
 # ------------------------------------------------------------------------ Fashion-MNIST
 
-def _read_idx(root, stem):
-    """An idx file as Debian ships it (`stem.gz`) or decompressed (`stem`)."""
-    for path, opener in ((root / f"{stem}.gz", gzip.open), (root / stem, open)):
-        if path.exists():
-            with opener(path, "rb") as f:
-                raw = f.read()
-            ndim = raw[3]
-            shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-            return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
-    raise DataError(
-        f"data.root: Fashion-MNIST file {stem}(.gz) not found in {root}; "
-        f"`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist"
-    )
-
-
 FASHION_STEMS = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte")
+FASHION_INSTALL = "`apt-get install dataset-fashion-mnist` puts Fashion-MNIST in /usr/share/datasets/fashion-mnist"
+
+
+def _idx_file(root, stem):
+    """An idx file as Debian ships it (`stem.gz`, gzip.open) or decompressed (`stem`, open)."""
+    for path, opener in ((root / f"{stem}.gz", gzip.open), (root / stem, open)):
+        if path.exists():
+            return path, opener
+    raise DataError(f"data.root: Fashion-MNIST file {stem}(.gz) not found in {root}; {FASHION_INSTALL}")
+
+
+def _read_idx(root, stem):
+    path, opener = _idx_file(root, stem)
+    with opener(path, "rb") as f:
+        raw = f.read()
+    ndim = raw[3]
+    shape = tuple(int.from_bytes(raw[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
 def ensure_fashion_mnist(root):
     root = Path(root)
     if not root.is_dir():
-        raise DataError(
-            f"data.root: {root} does not exist; `apt-get install dataset-fashion-mnist` "
-            f"puts Fashion-MNIST in /usr/share/datasets/fashion-mnist"
-        )
+        raise DataError(f"data.root: {root} does not exist; {FASHION_INSTALL}")
     for stem in FASHION_STEMS:
-        if not ((root / stem).exists() or (root / f"{stem}.gz").exists()):
-            raise DataError(f"data.root: Fashion-MNIST file {stem}(.gz) not found in {root}; "
-                            f"`apt-get install dataset-fashion-mnist` puts it in /usr/share/datasets/fashion-mnist")
+        _idx_file(root, stem)
     return root
 
 
@@ -128,15 +120,10 @@ def load_fashion_mnist(root):
     root = ensure_fashion_mnist(root)
     images = {s: _read_idx(root, f"{s}-images-idx3-ubyte") for s in ("train", "t10k")}
     labels = {s: _read_idx(root, f"{s}-labels-idx1-ubyte") for s in ("train", "t10k")}
-    return Dataset(
-        "fashion_mnist",
-        torch.from_numpy(images["train"].copy()).unsqueeze(1),  # 1 channel: the models get a 1-channel stem
-        labels["train"].astype(np.int64),
-        torch.from_numpy(images["t10k"].copy()).unsqueeze(1),
-        labels["t10k"].astype(np.int64),
-        FASHION_MEAN,
-        FASHION_STD,
-    )
+    # 1 channel: the models get a 1-channel stem
+    return Dataset("fashion_mnist", torch.from_numpy(images["train"].copy()).unsqueeze(1),
+                   labels["train"].astype(np.int64), torch.from_numpy(images["t10k"].copy()).unsqueeze(1),
+                   labels["t10k"].astype(np.int64), FASHION_MEAN, FASHION_STD)
 
 
 # ---------------------------------------------------------------------------- synthetic

@@ -58,8 +58,7 @@ def _json_safe(x):
 
 
 def write_json(path, obj):
-    text = json.dumps(_json_safe(obj), indent=2) + "\n"
-    atomic_write(path, lambda f: f.write(text.encode()))
+    write_text(path, json.dumps(_json_safe(obj), indent=2) + "\n")
 
 
 def write_text(path, text):

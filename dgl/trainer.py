@@ -13,6 +13,7 @@ import torch
 from tqdm import tqdm
 
 from dgl import identity, records
+from dgl.config import device_type
 from dgl.data import augment_epoch
 from dgl.engine import WARM, set_kernels, use_compile_cache
 from dgl.models import build_model
@@ -24,12 +25,6 @@ EVAL_BATCH = 1000
 PROGRESS_AFTER_S = 10  # show a progress bar within an epoch once it has taken this long
 WARMUP_STEPS = 3  # eager steps before CUDA-graph capture (creates momentum buffers, compiles)
 METRIC_FIELDS = ["epoch", "lr", "loss_noisy", "loss_clean", "cos_struct_value", "test_acc", "seconds"]
-
-
-def resolve_device(name):
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 @torch.no_grad()
@@ -62,7 +57,7 @@ class Trainer:
     def __init__(self, cfg, run_dir, overrides=()):
         self.cfg, self.run_dir, self.overrides = cfg, Path(run_dir), list(overrides)
         t = cfg.train
-        self.device = resolve_device(t.device)
+        self.device = torch.device(device_type(cfg))
         self.cuda = self.device.type == "cuda"
         self.precision = identity.resolve_precision(t.precision, self.device.type)
         self.autocast_dtype = torch.bfloat16 if self.precision == "bf16" else None
