@@ -6,6 +6,7 @@ level: ``CUDA_VISIBLE_DEVICES`` must be in place before user code is imported,
 which happens when the task function is unpickled inside :func:`worker_main`.
 """
 
+import contextlib
 import functools
 import os
 import signal
@@ -17,12 +18,8 @@ PR_SET_PDEATHSIG = 1
 
 
 class RemoteTraceback(Exception):
-    """Carries the formatted traceback of an exception raised in a worker.
-
-    The launcher sets it as ``__cause__`` of the exception it gets back, so the
-    traceback Hydra prints at the end of the multirun shows where the job failed
-    (the same trick as ``concurrent.futures.ProcessPoolExecutor``).
-    """
+    """A worker's formatted traceback, set as ``__cause__`` of the exception the launcher gets
+    back, so that Hydra's traceback shows where the job failed (as ProcessPoolExecutor does)."""
 
     def __init__(self, tb: str) -> None:
         super().__init__(tb)
@@ -78,16 +75,23 @@ def _die_with_parent(parent_pid: int) -> None:
         os._exit(143)
 
 
+def signal_group(pid: int, sig: int) -> None:
+    """Signal `pid`: its whole process group where it leads one (a worker and its job's children:
+    dataloader workers, subprocesses), else the process alone."""
+    with contextlib.suppress(OSError):
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, sig)
+            return
+    with contextlib.suppress(OSError):
+        os.kill(pid, sig)
+
+
 def _on_sigterm(signum: int, frame: Any) -> None:
-    """SIGTERM (launcher gone, Ctrl-C in the launcher): take the job's children along."""
+    """SIGTERM (launcher gone, Ctrl-C in the launcher): take the job's children along, and
+    (SIGTERM being back to its default) ourselves."""
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
-        if os.getpgrp() == os.getpid():
-            # We lead our own process group: this reaches our children (dataloader
-            # workers, subprocesses) and, SIGTERM being back to its default, us too.
-            os.killpg(os.getpid(), signal.SIGTERM)
-        else:
-            os.kill(os.getpid(), signal.SIGTERM)
+        signal_group(os.getpid(), signal.SIGTERM)
     finally:
         os._exit(128 + signum)
 
@@ -170,7 +174,7 @@ def _run_one(common: Any, job: bytes) -> tuple[Any, str | None]:
                       job_dir_key="hydra.sweep.dir", job_subdir_key="hydra.sweep.subdir")
         if ret.status == JobStatus.FAILED:
             exc = ret._return_value
-            tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+            tb = "".join(traceback.format_exception(exc))
             import logging  # run_job configured the job's logging: this lands in its .log
 
             logging.getLogger(__name__).error("job failed:\n%s", tb.rstrip())
@@ -180,10 +184,10 @@ def _run_one(common: Any, job: bytes) -> tuple[Any, str | None]:
             ret.status = JobStatus.COMPLETED
             ret.return_value = None
         else:
-            tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+            tb = "".join(traceback.format_exception(e))
             sys.stderr.write(f"[local_gpus worker] job ended by SystemExit: {e}\n")
     except BaseException as e:  # noqa: BLE001 - outside the task function: report it
-        tb = "".join(traceback.format_exception(type(e), e, e.__traceback__))
+        tb = "".join(traceback.format_exception(e))
         sys.stderr.write(f"[local_gpus worker] job failed outside run_job:\n{tb}")
         ret = failed_return(sweep_config, e)
     return ret, tb
@@ -205,10 +209,8 @@ def worker_main(common: bytes, device: str, conn: Any, parent_pid: int) -> None:
     # 2. Die with the launcher; lead a process group of our own so that a SIGTERM
     #    reaches the job's own children too.
     _die_with_parent(parent_pid)
-    try:
+    with contextlib.suppress(OSError):
         os.setpgid(0, 0)
-    except OSError:
-        pass
     signal.signal(signal.SIGTERM, _on_sigterm)
 
     import cloudpickle

@@ -13,32 +13,17 @@ from hydra.core.config_store import ConfigStore
 
 
 @dataclass
-class LocalGpusLauncherConf:
+class LocalGpusLauncherConf:  # the options: docs/LOCAL_LAUNCHER.md
     _target_: str = "hydra_plugins.dgl_launcher.local_gpus_launcher.LocalGpusLauncher"
-    # How many jobs share one GPU at a time.
-    jobs_per_gpu: int = 1
-    # GPU ids to use, written verbatim into each worker's CUDA_VISIBLE_DEVICES
-    # (a list such as [0,1], or a string "0,1"; UUIDs work too).
-    # null: every visible GPU (CUDA_VISIBLE_DEVICES if set, else nvidia-smi -L,
-    # else torch.cuda.device_count() in a subprocess).  [] forces the CPU.
+    jobs_per_gpu: int = 1  # jobs that share one GPU at a time
+    # GPU ids, written verbatim into each worker's CUDA_VISIBLE_DEVICES; null: every visible GPU; []: the CPU
     gpus: Any | None = None
-    # How many jobs at a time when there is no GPU (each gets cores / cpu_jobs threads
-    # unless OMP_NUM_THREADS is set).
-    cpu_jobs: int = 1
-    # One long-lived worker per slot that runs job after job (it imports torch once and
-    # keeps the compiled model between jobs of the same shape, dgl.identity.shape: a free
-    # worker takes the next job of the shape it ran last); false: a fresh process per job.
-    reuse_workers: bool = True
-    # multiprocessing start method of the workers; "spawn" is the safe one.
-    start_method: str = "spawn"
-    # Seconds a worker may keep living after it was told to exit (atexit hooks,
-    # non-daemon threads) before it is SIGTERMed, then SIGKILLed 10 s later.
+    cpu_jobs: int = 1  # jobs at a time when there is no GPU (each gets cores / cpu_jobs threads)
+    reuse_workers: bool = True  # one long-lived worker per slot runs job after job; false: a process per job
+    start_method: str = "spawn"  # multiprocessing start method of the workers; "spawn" is the safe one
+    # seconds a worker may keep living after it was told to exit, before SIGTERM (SIGKILL 10 s later)
     exit_grace_s: float = 60.0
 
 
-ConfigStore.instance().store(
-    group="hydra/launcher",
-    name="local_gpus",
-    node=LocalGpusLauncherConf,
-    provider="dgl_launcher",
-)
+ConfigStore.instance().store(group="hydra/launcher", name="local_gpus", node=LocalGpusLauncherConf,
+                             provider="dgl_launcher")

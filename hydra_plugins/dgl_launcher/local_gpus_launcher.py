@@ -1,27 +1,12 @@
 """Hydra launcher ``local_gpus``: run a multirun sweep on ONE machine, spread over its GPUs.
 
-Why: hydra-submitit-launcher's ``submitit_local`` puts every job on the same GPU
-(facebookresearch/hydra#2757) and starts the whole sweep at once (#964); the
-basic launcher runs one job after the other in the launcher's own process.
-
     python train.py -m hydra/launcher=local_gpus hydra.launcher.jobs_per_gpu=2 seed=0,1,2,3
 
-How it works (the user's view, the options and what a task function must not do:
-docs/LOCAL_LAUNCHER.md):
-
-* One worker process per slot (each GPU x ``jobs_per_gpu``, or ``cpu_jobs`` on the
-  CPU), started with ``CUDA_VISIBLE_DEVICES`` set to its GPU. It imports the task's
-  code once and runs job after job (``reuse_workers``, default true; false: one
-  fresh process per job). A worker whose job failed exits; a new one takes its slot.
-* A free worker takes the next pending job of the shape it ran last (jobs whose
-  composed configs have equal ``dgl.identity.shape``: same model, data, batch size...),
-  else the next pending job, on the GPU with the fewest jobs running.
-* Each job runs through Hydra's own ``run_job`` as BasicLauncher runs it; every job's
-  sweep config is composed here first and sent with the task function (cloudpickle) to
-  the worker.
-* A failed job (or a worker that died) gives a FAILED JobReturn; the sweep goes on.
-* Workers die with the launcher (``prctl(PR_SET_PDEATHSIG)``); Ctrl-C SIGTERMs them,
-  SIGKILLs what is left after ``STOP_GRACE_S`` and re-raises KeyboardInterrupt.
+One worker process per slot (each GPU x ``jobs_per_gpu``, or ``cpu_jobs`` on the CPU), started
+with ``CUDA_VISIBLE_DEVICES`` set to its GPU, runs job after job through Hydra's own ``run_job``;
+every job's sweep config is composed here first and sent to its worker with cloudpickle. Why,
+the options, how jobs are placed, and what happens when a job fails or Ctrl-C stops the sweep:
+docs/LOCAL_LAUNCHER.md.
 """
 
 import contextlib
@@ -143,15 +128,8 @@ class _Worker:
 
 
 class LocalGpusLauncher(Launcher):
-    def __init__(
-        self,
-        jobs_per_gpu: int = 1,
-        gpus: Any = None,
-        cpu_jobs: int = 1,
-        reuse_workers: bool = True,
-        start_method: str = "spawn",
-        exit_grace_s: float = 60.0,
-    ) -> None:
+    def __init__(self, jobs_per_gpu: int = 1, gpus: Any = None, cpu_jobs: int = 1, reuse_workers: bool = True,
+                 start_method: str = "spawn", exit_grace_s: float = 60.0) -> None:
         super().__init__()
         if int(jobs_per_gpu) < 1:
             raise ValueError(f"hydra.launcher.jobs_per_gpu must be >= 1, got {jobs_per_gpu}")
@@ -395,26 +373,16 @@ class LocalGpusLauncher(Launcher):
                 log.warning(f"worker pid {w.proc.pid} ({_where(w.device)}) finished its jobs "
                             f"{now - w.retired_at:.0f} s ago but its process is still alive: "
                             f"{signal.Signals(sig).name}")
-                self._signal(w, sig)
+                _worker.signal_group(w.proc.pid, sig)
                 w.hurried = stage
         return next_in
-
-    @staticmethod
-    def _signal(w: _Worker, sig: int) -> None:
-        pid = w.proc.pid
-        with contextlib.suppress(OSError):
-            if os.getpgid(pid) == pid:
-                os.killpg(pid, sig)  # the worker and the job's own children
-                return
-        with contextlib.suppress(OSError):
-            os.kill(pid, sig)
 
     def _stop(self, workers: list[_Worker], why: str) -> None:
         running = [w for w in workers if w.job is not None]
         nums = " ".join(f"#{w.job.num}" for w in running if w.job is not None)
         log.warning(f"local_gpus: {why}: stopping {len(running)} running job(s): {nums}")
         for w in workers:
-            self._signal(w, signal.SIGTERM)
+            _worker.signal_group(w.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + STOP_GRACE_S
         with contextlib.suppress(KeyboardInterrupt):  # second Ctrl-C: no more waiting
             for w in workers:
@@ -422,7 +390,7 @@ class LocalGpusLauncher(Launcher):
         for w in workers:
             if w.proc.is_alive():
                 log.warning(f"worker pid {w.proc.pid} did not stop on SIGTERM: SIGKILL")
-                self._signal(w, signal.SIGKILL)
+                _worker.signal_group(w.proc.pid, signal.SIGKILL)
             with contextlib.suppress(OSError):
                 os.killpg(w.proc.pid, signal.SIGKILL)  # leftovers of its group
         for w in workers:
