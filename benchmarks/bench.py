@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 import dgl  # noqa: F401
-from dgl.data import make_synthetic
+from dgl.data import CIFAR10_MEAN, CIFAR10_STD, make_synthetic
 from dgl.models import build_model
 
 CONFIGS = {"w0.5": ("resnet18", 0.5), "w1": ("resnet18", 1.0), "w2": ("resnet18", 2.0), "tv": ("tv_resnet18", 1.0)}
@@ -72,10 +72,8 @@ class PILDataset(torch.utils.data.Dataset):
 
         self.images = images_u8_nchw.permute(0, 2, 3, 1).contiguous().numpy()
         self.labels = labels
-        self.transform = T.Compose([
-            T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
-            T.Normalize((0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)),
-        ])
+        self.transform = T.Compose([T.RandomCrop(32, padding=4), T.RandomHorizontalFlip(), T.ToTensor(),
+                                    T.Normalize(CIFAR10_MEAN, CIFAR10_STD)])
 
     def __len__(self):
         return len(self.images)
@@ -121,24 +119,27 @@ def time_notebook(name, width, data, steps):
 
 # ---------------------------------------------------------------------------- trainer
 
-def trainer_cfg(name, width, epochs, extra=()):
-    from dgl.config import compose as make_cfg
-
-    return make_cfg(["data=synthetic", f"data.n_train={N_TRAIN}", f"data.n_test={N_TEST}", f"model={name}",
-                     f"model.width={width}", f"train.epochs={epochs}", "train.progress=false", *extra])
+SYNTHETIC = ["data=synthetic", f"data.n_train={N_TRAIN}", f"data.n_test={N_TEST}", "train.progress=false"]
 
 
-def time_trainer(name, width, epochs, extra=()):
-    """(first epoch seconds incl. compile+capture, mean seconds of the later epochs, eval seconds)."""
+def time_trainer(name, width, epochs, extra=(), base=SYNTHETIC):
+    """(first epoch seconds incl. compile+capture, mean seconds of the later epochs, eval seconds)
+    of `epochs` epochs of the trainer on the config `base` + the model + `extra`."""
+    from dgl.config import compose
     from dgl.trainer import Trainer, evaluate
 
-    trainer = Trainer(trainer_cfg(name, width, epochs, extra), tempfile.mkdtemp())
+    def sync():
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+
+    cfg = compose([*base, f"model={name}", f"model.width={width}", f"train.epochs={epochs}", *extra])
+    trainer = Trainer(cfg, tempfile.mkdtemp())
     times = []
     for _ in range(epochs):
-        torch.cuda.synchronize()
+        sync()
         start = time.perf_counter()
         trainer.train_epoch()
-        torch.cuda.synchronize()
+        sync()
         times.append(time.perf_counter() - start)
     start = time.perf_counter()
     evaluate(trainer.net, trainer.test_images, trainer.test_labels, trainer.autocast_dtype)
@@ -198,12 +199,10 @@ def main():
     if args.ablation:
         name, width = CONFIGS[args.configs.split(",")[0]]
         print("\n| option switched off | trainer ms/step |\n|---|---|")
-        for label, extra in (("none (all on)", ()), ("train.compile=false", ("train.compile=false",)),
-                             ("train.cuda_graphs=false", ("train.cuda_graphs=false",)),
-                             ("train.precision=fp32", ("train.precision=fp32",)),
-                             ("data.on_device=false", ("data.on_device=false",))):
-            _, epoch_s, _ = time_trainer(name, width, args.epochs, extra)
-            print(f"| {label} | {1e3 * epoch_s / STEPS_PER_EPOCH:.2f} |", flush=True)
+        for off in ("", "train.compile=false", "train.cuda_graphs=false", "train.precision=fp32",
+                    "data.on_device=false"):
+            _, epoch_s, _ = time_trainer(name, width, args.epochs, [off] if off else ())
+            print(f"| {off or 'none (all on)'} | {1e3 * epoch_s / STEPS_PER_EPOCH:.2f} |", flush=True)
 
     if args.deterministic_cost:
         print("\n| config | fast ms/step | deterministic ms/step | fast again ms/step | deterministic / fast |")

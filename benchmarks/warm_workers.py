@@ -130,27 +130,15 @@ def sweep_phase(name, width, n_jobs, epochs, reuse, cap_s, base, tmp, jobs_per_g
 
 
 STEADY_CODE = """
-import json, sys, tempfile, time
+import json, sys
 sys.path.insert(0, {repo!r})
-import torch
-from dgl.config import compose as make_cfg
-from dgl.trainer import Trainer, evaluate
-
-def sync():
-    if torch.cuda.is_available():
-        torch.cuda.synchronize()
+from benchmarks.bench import time_trainer
 
 for name, width in {configs!r}:
-    trainer = Trainer(make_cfg([f"model={{name}}", f"model.width={{width}}", *{base!r}]), tempfile.mkdtemp())
-    times = []
-    for _ in range({epochs}):
-        sync(); start = time.perf_counter(); trainer.train_epoch(); sync()
-        times.append(time.perf_counter() - start)
-    start = time.perf_counter()
-    evaluate(trainer.net, trainer.test_images, trainer.test_labels, trainer.autocast_dtype)
-    eval_s = time.perf_counter() - start
-    print(json.dumps(dict(model=name, width=width, first_epoch_s=times[0], steady_epoch_s=sum(times[1:]) / len(times[1:]),
-                          eval_s=eval_s)), flush=True)
+    # a 100-epoch config, timed for a few: no lr milestone (and no graph recapture) among them
+    first, steady, eval_s = time_trainer(name, width, {epochs}, ["train.epochs=100"], base={base!r})
+    print(json.dumps(dict(model=name, width=width, first_epoch_s=first, steady_epoch_s=steady, eval_s=eval_s)),
+          flush=True)
 if {notebook!r}:
     from benchmarks.bench import time_notebook
     from dgl.data import make_synthetic
@@ -228,11 +216,11 @@ def main():
     def left():
         return deadline - time.monotonic()
 
-    import torch  # noqa: F401 (versions for the record)
+    import torch  # versions for the record
 
-    header = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": sys.modules["torch"].__version__,
-              "device": (sys.modules["torch"].cuda.get_device_name() if sys.modules["torch"].cuda.is_available()
-                         else "cpu"), "smoke": smoke, "n_train": n_train, "epochs_per_job": epochs}
+    header = {"date": time.strftime("%Y-%m-%d %H:%M"), "torch": torch.__version__,
+              "device": torch.cuda.get_device_name() if torch.cuda.is_available() else "cpu", "smoke": smoke,
+              "n_train": n_train, "epochs_per_job": epochs}
     print(json.dumps(header), flush=True)
     rows, steady, errors = [], {}, []
     # warm workers first: every sweep of the issue's before/after pair must be in the record
