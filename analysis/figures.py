@@ -178,8 +178,11 @@ def runs_strip(ax, g, index: int, color, threshold) -> set:
     return drawn
 
 
-def strip_handles(drawn: set, threshold) -> list:
-    """Legend entries for :func:`runs_strip` and the collapse threshold line."""
+def strip_legend(ax, drawn: set, threshold) -> list:
+    """The collapse threshold line under :func:`runs_strip`'s runs (where there are any), and
+    legend entries for both."""
+    if "runs" in drawn:
+        ax.axhline(threshold, color="0.55", linestyle="-.", linewidth=1)
     out = [Line2D([], [], linestyle="none", marker="o", color="0.4", alpha=0.6, markersize=4,
                   label="one run (jittered)")] if "runs" in drawn else []
     out += [Line2D([], [], linestyle="none", marker="X", color="0.4", markeredgecolor="black", markersize=7,

@@ -253,8 +253,6 @@ def draw_curves(ax, p, args, colors) -> None:
     for g, col in zip(args.guides, ("green", "red", "0.4", "0.4")):
         ax.axhline(y=g, color=col, linestyle="--", alpha=0.5)
     ax.axhline(y=thr, color="0.2", linestyle=":", linewidth=1.2)
-    if "runs" in drawn:
-        ax.axhline(y=args.collapse_error, color="0.55", linestyle="-.", linewidth=1)
     ax.set(xlabel=x_sym, ylabel="Test Error" if args.metric.endswith("_error") else args.metric, xticks=p.xs)
     ax.set_title(f"{head}Error vs {x_sym} (different {FG.plural(args.curve_key)})\n{FG.seeds_note(p.cells['n'], True)}")
     if args.metric.endswith("_error"):
@@ -263,7 +261,7 @@ def draw_curves(ax, p, args, colors) -> None:
     handles = [*ax.get_legend_handles_labels()[0],
                Line2D([], [], color="0.2", linestyle=":", label=f"threshold {thr:.2f}")]
     handles += [Line2D([], [], color="0.3", linestyle="--", label="logistic fit")] if "fit" in drawn else []
-    handles += FG.strip_handles(drawn, args.collapse_error)
+    handles += FG.strip_legend(ax, drawn, args.collapse_error)
     handles += [FG.estimate_handle(f"{x_sym}_c, {args.confidence:.0%} CI")] if "estimate" in drawn else []
     guides = "guides " + " / ".join(f"{g:.2f}" for g in args.guides)
     handles += [Line2D([], [], color="0.5", linestyle="--", label=guides)] if args.guides else []

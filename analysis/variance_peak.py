@@ -345,9 +345,7 @@ def draw_main(panels, args, measure):
         ax_s.set(title=f"{head}Variance Peak (finite-size scaling)\n{note}",
                  ylabel=f"Std({name.split()[-1]}) - Variance Proxy")
         extra_e = [Line2D([], [], color="0.3", linestyle="--", label="sigmoid fit")] if "fit" in drawn else []
-        extra_e += FG.strip_handles(drawn, args.collapse_error)
-        if "runs" in drawn:
-            ax_e.axhline(args.collapse_error, color="0.55", linestyle="-.", linewidth=1)
+        extra_e += FG.strip_legend(ax_e, drawn, args.collapse_error)
         extra_s = [FG.estimate_handle(f"peak, {args.confidence:.0%} CI")] if "peak" in drawn else []
         missing = [FG.MISSING_HANDLE] if "missing" in drawn else []
         cols = [(ax_e, extra_e + missing), (ax_s, extra_s + missing)]
