@@ -95,15 +95,13 @@ def main():
     found = {}
     queues = [
         [lambda: train(d["fresh_a"], job, 0), lambda: train(d["fresh_b"], job, 0),
-         lambda: train(d["resumed"], job, 0, kill_after=4), lambda: train(d["nondet_a"], nondet, 0),
-         lambda: train(d["w1_a"], [*short, "model.width=1"], 0), lambda: train(d["w2_a"], [*short, "model.width=2"], 0),
-         lambda: train(d["tv_a"], [*short, "model=tv_resnet18"], 0)],
+         lambda: train(d["resumed"], job, 0, kill_after=4), lambda: train(d["nondet_a"], nondet, 0)],
         [lambda: train(d["other_gpu"], job, second) if gpus > 1 else None,
-         lambda: found.update(warm=warm_sweep(out / "warm", job, second)), lambda: train(d["nondet_b"], nondet, second),
-         lambda: train(d["w1_b"], [*short, "model.width=1"], second),
-         lambda: train(d["w2_b"], [*short, "model.width=2"], second),
-         lambda: train(d["tv_b"], [*short, "model=tv_resnet18"], second)],
+         lambda: found.update(warm=warm_sweep(out / "warm", job, second)), lambda: train(d["nondet_b"], nondet, second)],
     ]
+    for model, override in (("w1", "model.width=1"), ("w2", "model.width=2"), ("tv", "model=tv_resnet18")):
+        for queue, side, gpu in zip(queues, "ab", (0, second)):
+            queue.append(lambda run=d[f"{model}_{side}"], o=override, g=gpu: train(run, [*short, o], g))
     if args.compare_only:
         found["warm"] = next((p.parent for p in (out / "warm").glob("*seed=0*/result.json")), None)
     elif gpus > 1:  # one queue per GPU
