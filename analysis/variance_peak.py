@@ -146,10 +146,8 @@ def analyse_panel(g: S.Grid, args, measure: dict) -> Panel:
 def peak_cell(p, s, z) -> dict:
     """The collapse statistics of a size's peak cell (its grid argmax of the std)."""
     cs = p.cells[(p.cells.iloc[:, 0] == s) & np.isclose(p.cells.iloc[:, 1].astype(float), z.peak_x_grid)]
-    if cs.empty:
-        return {"peak_p_collapse": math.nan, "peak_p1mp": math.nan, "peak_collapse_var_share": math.nan}
-    r = cs.iloc[0]
-    return {"peak_p_collapse": r.p_collapse, "peak_p1mp": r.p_1mp, "peak_collapse_var_share": r.collapse_var_share}
+    cols = {"peak_p_collapse": "p_collapse", "peak_p1mp": "p_1mp", "peak_collapse_var_share": "collapse_var_share"}
+    return {name: math.nan if cs.empty else cs.iloc[0][c] for name, c in cols.items()}
 
 
 def peak_location(xs, sd, estimate, xg):
