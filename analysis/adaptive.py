@@ -20,8 +20,15 @@ that interval is finite and at most ``target_width`` wide. The next round adds, 
 located, ``points_per_round`` lambda values around the estimate, spread over half the interval
 (the widest part of the evidence), ``seeds_per_point`` new seeds each; a curve whose
 transition is not inside its runs (every cell below, or above, the threshold) is extended past
-that edge by grid steps, within ``lam_bounds``. When the budget cannot pay for every curve,
-the curves with the widest intervals go first.
+that edge by grid steps, within ``lam_bounds``. A new lambda closer than ``min_spacing`` to a
+cell becomes that cell (its seeds go there). Cells around the crossing with fewer than
+``min_cell_runs`` runs are brought straight to it. A full collapse fit whose slope interval
+includes 0 is named flat: lambda_c(P=0.5) is not resolvable from these runs, and the round
+adds seeds at the two ends of the range where both outcomes occur (for a near-constant P the
+slope's variance falls with sum n (lambda - mean)^2, so the ends resolve it most; a real rise
+then shows as a steeper fit). A round smaller than ``min_round_runs`` (each round relaunches
+the workers on a GPU) is filled with seeds in the cells nearest the estimate. When the budget
+cannot pay for every curve, the curves with the widest intervals go first.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import numpy as np
 from analysis import collapse as C
 from analysis import stats as S
 from analysis.runs import CHANCE_ERROR
+from dgl.identity import PLACE_AND_SPEED, _override_key
 
 NAN3 = (math.nan,) * 3
 
@@ -53,6 +61,18 @@ class Options:
     lam_bounds: tuple = (0.0, 1.0)  # lambda is never placed outside
     decimals: int = 4  # lambda values are rounded to this many decimals
     min_cell_runs: int = 4  # the mean crossing's interval counts once both cells around it hold this many runs
+    min_round_runs: int | None = None  # a smaller round is filled up to this; None: points_per_round x seeds_per_point
+    min_spacing: float | None = None  # a new lambda this close to a cell joins it; None: target_width / 4
+
+    @property
+    def round_runs(self) -> int:
+        return self.points_per_round * self.seeds_per_point if self.min_round_runs is None else self.min_round_runs
+
+    @property
+    def spacing(self) -> float:
+        # two cells closer than a quarter of the target width move a target-wide interval by at
+        # most a quarter of it; pooled in one cell, their seeds narrow its bootstrap instead
+        return self.target_width / 4 if self.min_spacing is None else self.min_spacing
 
 
 @dataclass
@@ -68,6 +88,7 @@ class Estimate:
     note: str = ""
     thin: tuple = ()  # cells around the crossing with fewer than min_cell_runs runs (the bootstrap
     # over 2-3 seeds a cell understates the spread: such an interval is not trusted yet)
+    flat: tuple = ()  # (low, high) lambdas where both outcomes occur, when the collapse fit is flat
 
     @property
     def width(self) -> float:
@@ -149,7 +170,14 @@ def estimate(runs, opt: Options) -> Estimate:
     fit = C.fit_logistic(xs, k, ns, opt.confidence)
     collapse_c = tuple(float(v) for v in fit.lam_c)
 
-    if fit.fitted and not fit.why and all(math.isfinite(v) for v in collapse_c):
+    full = fit.fitted and not fit.why
+    flat = ()
+    if full and fit.slope[1] <= 0 <= fit.slope[2]:  # P may not rise at all: no P = 0.5 to locate
+        flat = (float(xs[k > 0].min()), float(xs[k < ns].max()))
+        method, lam_c = "", (collapse_c[0], math.nan, math.nan)
+        note = (f"collapse probability flat over [{_fmt(flat[0])}, {_fmt(flat[1])}]: lambda_c(P=0.5) not "
+                f"resolvable with {int(ns.sum())} runs")
+    elif full and all(math.isfinite(v) for v in collapse_c):
         method, lam_c, note = "collapse", collapse_c, ""
     elif all(math.isfinite(v) for v in mean_c) and not thin:
         method, lam_c, note = "mean", mean_c, ""
@@ -159,7 +187,7 @@ def estimate(runs, opt: Options) -> Estimate:
                 else f"fewer than {opt.min_cell_runs} runs at {','.join(_fmt(x) for x in thin)}" if thin
                 else "no interval yet (too few seeds per cell)")
     return Estimate(method, tuple(float(v) for v in lam_c), tuple(float(v) for v in mean_c), collapse_c,
-                    float(thr), side, note, thin if not method else ())
+                    float(thr), side, note, thin if not method else (), flat)
 
 
 def round0(lam_range, opt: Options) -> list:
@@ -169,15 +197,21 @@ def round0(lam_range, opt: Options) -> list:
     return [(x, s) for x in pts for s in range(opt.seeds_per_point)]
 
 
-def _add_seeds(points, runs, opt: Options) -> list:
-    """seeds_per_point new seeds (the lowest unused) at each of ``points``: [(lambda, seed)]."""
+def _used(runs, opt: Options) -> dict:
+    """lambda -> the seeds run (or placed) there."""
     used = {}
     for lam, seed, _ in runs:
         used.setdefault(round(float(lam), opt.decimals), set()).add(int(seed))
+    return used
+
+
+def _add_seeds(points, used: dict, per: int) -> list:
+    """``per`` new seeds (the lowest unused, then marked used) at each of ``points`` (a point
+    given twice gets twice as many): [(lambda, seed)]."""
     out = []
     for x in points:
         taken, s = used.setdefault(x, set()), 0
-        for _ in range(opt.seeds_per_point):
+        for _ in range(per):
             while s in taken:
                 s += 1
             taken.add(s)
@@ -185,32 +219,68 @@ def _add_seeds(points, runs, opt: Options) -> list:
     return out
 
 
+def _snap(points, cells, spacing: float) -> list:
+    """``points`` with each one closer than ``spacing`` to a cell (or to a point before it)
+    replaced by that cell: seeds there, not a new lambda next to it."""
+    taken, out = [float(c) for c in cells], []
+    for p in points:
+        near = min(taken, key=lambda c: abs(c - p), default=None)
+        if near is not None and abs(near - p) < spacing:
+            p = near
+        else:
+            taken.append(p)
+        out.append(p)
+    return out
+
+
+def _fill(cells, used: dict, n: int) -> list:
+    """n new seeds over ``cells``, one per cell in turn: [(lambda, seed)]."""
+    return [job for i in range(n) for job in _add_seeds([cells[i % len(cells)]], used, 1)] if cells else []
+
+
 def _step(xs) -> float:
     return float(np.min(np.diff(xs))) if len(xs) > 1 else 0.02
 
 
-def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, str]:
-    """The next (lambda, seed) list of one curve not located, and why."""
-    xs, _ = _cells(runs)
+def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, list, str]:
+    """One curve not located: its next (lambda, seed) list, the seeds that fill a round smaller
+    than min_round_runs (in the order to use them), and why."""
+    xs, samples = _cells(runs)
+    cells = [round(float(x), opt.decimals) for x in xs]
+    counts = dict(zip(cells, (s.size for s in samples)))
+    used = _used(runs, opt)
     lo_b, hi_b = opt.lam_bounds
     grid_step = (float(lam_range[1]) - float(lam_range[0])) / max(opt.grid_points - 1, 1)
-    n = opt.points_per_round
+    n, spp = opt.points_per_round, opt.seeds_per_point
 
     def clip(pts):
         return sorted({round(min(max(float(p), lo_b), hi_b), opt.decimals) for p in pts})
 
+    def fill(jobs, e):  # seeds in the cells (old and new) nearest e, two on each side at most
+        around = sorted(set(cells) | {x for x, _ in jobs}, key=lambda c: (abs(c - e), c))[:4]
+        return _fill(around, used, opt.round_runs)
+
+    if est.flat:  # before the edges: the mean of a 50/50 mixture may sit on either side of the threshold
+        ends = sorted(set(est.flat))
+        jobs = _add_seeds(ends, used, spp)
+        return jobs, _fill(ends, used, opt.round_runs), (f"+{len(jobs)} seeds at the ends of that range, "
+                                                         f"{','.join(_fmt(p) for p in ends)} (where runs resolve its slope most)")
     if not est.method and est.side:  # the transition lies past an edge of the runs: extend
         edge = xs.max() if est.side > 0 else xs.min()
-        pts = [p for p in clip(edge + est.side * grid_step * np.arange(1, n + 1)) if p not in set(xs.round(opt.decimals))]
+        pts = [p for p in clip(edge + est.side * grid_step * np.arange(1, n + 1)) if p not in set(cells)]
         if not pts:
-            return [], f"lambda_c is {'above' if est.side > 0 else 'below'} the bound {hi_b if est.side > 0 else lo_b:g}"
+            return [], [], f"lambda_c is {'above' if est.side > 0 else 'below'} the bound {hi_b if est.side > 0 else lo_b:g}"
         where = "above" if est.side > 0 else "below"
-        return _add_seeds(pts, runs, opt), (f"{est.note}: extends {where} {_fmt(edge)} to "
-                                            f"{','.join(_fmt(p) for p in pts)}")
+        jobs = _add_seeds(_snap(pts, cells, opt.spacing), used, spp)
+        return jobs, _fill(pts, used, opt.round_runs), (f"{est.note}: extends {where} {_fmt(edge)} to "
+                                                        f"{','.join(_fmt(p) for p in pts)}")
     e, lo, hi = est.lam_c
-    if est.thin:  # seeds in the cells around the crossing
-        pts = clip(est.thin)
-        return _add_seeds(pts, runs, opt), f"{est.note}: +seeds at {','.join(_fmt(p) for p in pts)}"
+    if est.thin:  # the cells around the crossing, straight to min_cell_runs
+        pts = [x for x in est.thin for _ in range(max(opt.min_cell_runs - counts[round(x, opt.decimals)], 1))]
+        jobs = _add_seeds(pts, used, 1)
+        centre = e if math.isfinite(e) else float(np.mean(est.thin))
+        return jobs, fill(jobs, centre), (f"{est.note}: +{len(jobs)} seeds at "
+                                          f"{','.join(_fmt(p) for p in est.thin)} (to {opt.min_cell_runs} runs)")
     if not math.isfinite(e):
         e = float(xs.mean())
     width = est.width
@@ -220,10 +290,14 @@ def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, str]:
     if e < xs.min() or e > xs.max():  # extrapolated past the runs: go there
         e = min(max(e, xs.min() - grid_step), xs.max() + grid_step)
     half = max(hi - lo, 10 ** -opt.decimals * n) / 2
-    pts = clip(np.linspace(e - half / 2, e + half / 2, n) if n > 1 else [e])
+    pts = _snap(clip(np.linspace(e - half / 2, e + half / 2, n) if n > 1 else [e]), cells, opt.spacing)
+    jobs = _add_seeds(pts, used, spp)
+    new, joined = sorted(set(pts) - set(cells)), sorted(set(pts) & set(cells))
     why = (f"interval {_fmt(est.width)} > target {opt.target_width:g}" if math.isfinite(est.width)
            else f"no closed interval ({est.note or 'open-ended'})")
-    return _add_seeds(pts, runs, opt), f"{why}: +{len(pts)} lambdas {','.join(_fmt(p) for p in pts)}"
+    what = [f"+{len(new)} lambdas {','.join(_fmt(p) for p in new)}"] if new else []
+    what += [f"+seeds at {','.join(_fmt(p) for p in joined)} (a cell within {opt.spacing:g})"] if joined else []
+    return jobs, fill(jobs, e), f"{why}: {', '.join(what)}"
 
 
 def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None = None) -> Decision:
@@ -233,12 +307,12 @@ def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None 
     curves = list(ranges)
     total = sum(len(runs_by_curve.get(c, [])) for c in curves)
     planned = total if planned is None else planned
-    proposals, reasons, ests, located = {}, {}, {}, []
+    proposals, fillers, reasons, ests, located = {}, {}, {}, {}, []
     for c in curves:
         runs = runs_by_curve.get(c) or []
         if not runs:
             ests[c] = None
-            proposals[c] = round0(ranges[c], opt)
+            proposals[c], fillers[c] = round0(ranges[c], opt), []
             reasons[c] = (f"coarse grid {_fmt(ranges[c][0])}..{_fmt(ranges[c][1])}: {opt.grid_points} lambdas x "
                           f"{opt.seeds_per_point} seeds")
             continue
@@ -246,9 +320,9 @@ def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None 
         ests[c] = est
         if est.width <= opt.target_width:
             located.append(c)
-            proposals[c], reasons[c] = [], f"{est.describe()}: located"
+            proposals[c], fillers[c], reasons[c] = [], [], f"{est.describe()}: located"
             continue
-        jobs, why = propose(runs, est, ranges[c], opt)
+        jobs, fillers[c], why = propose(runs, est, ranges[c], opt)
         proposals[c], reasons[c] = jobs, f"{est.describe()} -> {why}"
     budget = max(opt.max_runs - planned, 0)
     # the widest intervals first; ties by curve order
@@ -266,15 +340,40 @@ def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None 
     cut = [c for c in order if queues[c]]
     for c in cut:
         reasons[c] += f" (cut to {len(proposals[c]) - len(queues[c])} runs: budget)"
+    filled = dict.fromkeys(order, 0)
+    while budget > 0 and len(jobs) < opt.round_runs and any(fillers[c][filled[c]:] for c in order):
+        for c in order:  # a small round is filled up, curve by curve in turn
+            if filled[c] < len(fillers[c]) and budget > 0 and len(jobs) < opt.round_runs:
+                jobs.append((c, *fillers[c][filled[c]]))
+                filled[c], budget = filled[c] + 1, budget - 1
+    for c in order:
+        if filled[c]:
+            cells = sorted({lam for lam, _ in fillers[c][:filled[c]]})
+            reasons[c] += (f", +{filled[c]} seeds at {','.join(_fmt(x) for x in cells)} "
+                           f"(the round filled to {opt.round_runs} runs)")
     stop = ""
     if not jobs:
         unlocated = [c for c in curves if c not in located]
         if not unlocated:
             stop = f"every curve located to {opt.target_width:g}"
         elif budget <= 0:
-            stop = f"max_runs={opt.max_runs} spent; {len(unlocated)} curves not located"
+            flat = sum(bool(ests[c] and ests[c].flat) for c in unlocated)
+            stop = f"max_runs={opt.max_runs} spent; {len(unlocated)} curves not located" + (
+                f" ({flat} with a flat collapse probability: lambda_c(P=0.5) not resolvable)" if flat else "")
         else:
             stop = f"nothing left to place; {len(unlocated)} curves not located"
     elif budget <= 0 and cut:
         stop = ""  # this round spends the budget; the next decision says so
     return Decision(jobs, reasons, ests, located, stop, total)
+
+
+def job_key(overrides) -> frozenset:
+    """What identifies a job of an adaptive sweep: its overrides without the place and speed
+    keys (dgl.identity.PLACE_AND_SPEED), so that a rerun from another checkout or with another
+    data.root finds its runs. The jobs themselves still get every override."""
+    return frozenset(o for o in overrides if _override_key(o) not in PLACE_AND_SPEED)
+
+
+def curve_id(overrides) -> str:
+    """A curve's name in adaptive.json: its overrides (in order) without the place and speed keys."""
+    return " ".join(o for o in overrides if _override_key(o) not in PLACE_AND_SPEED)
