@@ -58,9 +58,11 @@ def report(title, rows, show_all=False, out=None, unit="job"):
 
 def adaptive_table(sweep_dir, damaged):
     """sweep_table for an adaptive sweep (hydra/sweeper=adaptive; None for any other): its jobs
-    are the ones its rounds planned (adaptive.json), not its multirun.yaml's grid."""
+    are the ones its rounds planned (adaptive.json), not its multirun.yaml's grid, each found by
+    its overrides without the place and speed keys (as the sweeper finds them)."""
     import json
 
+    from analysis.adaptive import job_key
     from dgl.sweeps import _row, existing_jobs
 
     path = Path(sweep_dir) / "adaptive.json"
@@ -77,8 +79,8 @@ def adaptive_table(sweep_dir, damaged):
           f"{'stopped: ' + state['stop'] if state.get('stop') else 'going on (a rerun continues it)'}"
           + (f"\n  last: {last['line']}" if last.get("line") else ""))
     existing = existing_jobs(sweep_dir, damaged)
-    latest = {frozenset(o): d for o, d in existing}
-    rows = [_row(o, latest.get(frozenset(o))) for o in planned]
+    latest = {job_key(o): d for o, d in existing}
+    rows = [_row(o, latest.get(job_key(o))) for o in planned]
     used = {d for _, d, _, _ in rows}
     return rows, [_row(o, d) for o, d in existing if d not in used]
 

@@ -13,9 +13,12 @@ is at most target_width wide or max_runs are planned. One line per round.
 Every job of a round is composed and checked (dgl.preflight) before any job of it starts; a
 bad one stops the sweep with one line. Job numbers go on across rounds. The plan and every
 round's decision are written to `adaptive.json` in the sweep folder (and the config to
-multirun.yaml, as the `dgl` sweeper does). Resumable: the rounds are decided again from the
-finished runs on disk, so a rerun of the same command takes the same decisions; a round whose
+multirun.yaml, as the `dgl` sweeper does). Resumable: a rerun replays the rounds recorded there
+(their jobs, whatever the decision code or options say now) and decides anew only past the
+last one, from the finished runs on disk (the same runs give the same round); a round whose
 jobs all finished is not launched again, and within a round finished jobs skip themselves.
+Curves and jobs are identified without their place and speed overrides (data.root, ...:
+dgl.identity.PLACE_AND_SPEED), so a rerun from another checkout continues the same sweep.
 Works with any launcher that runs the jobs (basic, local_gpus, slurm); `hydra/launcher=list`
 lists round 0 only.
 """
@@ -44,6 +47,8 @@ class AdaptiveSweeperConf:
     seeds_per_point: int = 2  # seeds per lambda placed
     points_per_round: int = 3  # new lambdas per curve and round
     min_cell_runs: int = 4  # runs each cell around the mean crossing needs before its interval counts
+    min_round_runs: Any = None  # a smaller round is filled up to this; null: points_per_round x seeds_per_point
+    min_spacing: Any = None  # a new lambda this close to a cell joins it; null: target_width / 4
     threshold: Any = None  # error threshold of lambda_c; null: midway between the plateau and chance
     chance_error: float = 0.9
     confidence: float = 0.95
@@ -74,6 +79,7 @@ class AdaptiveSweeper(BasicSweeper):
         """{curve id: overrides}, {curve id: (lo, hi)}: the sweep's jobs without lam/seed."""
         from hydra.core.override_parser.overrides_parser import OverridesParser
 
+        from analysis.adaptive import curve_id
         from dgl.preflight import sweep_job
         from dgl.sweeps import expand
 
@@ -85,7 +91,7 @@ class AdaptiveSweeper(BasicSweeper):
         curve_params = {k: v for k, v in params.items() if k not in PLACED}
         curves = {}
         for job in expand(curve_params, args, loader):
-            curves.setdefault(" ".join(job), list(job))
+            curves.setdefault(curve_id(job), list(job))
         ranges = {}
         if self.lam_range is not None:
             lo, hi = (float(v) for v in self.lam_range)
@@ -99,7 +105,7 @@ class AdaptiveSweeper(BasicSweeper):
             lams = {}
             for num, job in enumerate(expand(lam_params, args + lam_args, loader)):
                 cfg = sweep_job(self.hydra_context, self.config, job, num)
-                key = " ".join(o for o in job if parser.parse_override(o).key_or_group not in PLACED)
+                key = curve_id(o for o in job if parser.parse_override(o).key_or_group not in PLACED)
                 lams.setdefault(key, []).append(float(cfg.lam))
             ranges = {c: (min(lams[c]), max(lams[c])) for c in curves}
         return curves, ranges
@@ -107,13 +113,14 @@ class AdaptiveSweeper(BasicSweeper):
     # ------------------------------------------------------------------ runs on disk
     def _finished(self, sweep_dir, planned, curves):
         """{(curve, lam, seed): error} of the planned jobs whose result is final."""
+        from analysis.adaptive import job_key
         from dgl import records
         from dgl.sweeps import existing_jobs
 
-        latest = {frozenset(o): d for o, d in existing_jobs(sweep_dir)} if sweep_dir.exists() else {}
+        latest = {job_key(o): d for o, d in existing_jobs(sweep_dir)} if sweep_dir.exists() else {}
         out = {}
         for c, lam, seed in planned:
-            d = latest.get(frozenset(self._job(curves[c], lam, seed)))
+            d = latest.get(job_key(self._job(curves[c], lam, seed)))
             result = records.read_result(d) if d is not None else None
             if not result or result.get("status") not in records.FINAL_STATUSES:
                 continue
@@ -147,32 +154,34 @@ class AdaptiveSweeper(BasicSweeper):
         plan = {"options": {**self.options, "max_rounds": self.max_rounds, "metric": self.metric,
                             "lam_range": None if self.lam_range is None else [float(v) for v in self.lam_range]},
                 "curves": {c: {"overrides": o, "lam_range": list(ranges[c])} for c, o in curves.items()}}
-        old = _read(path)
-        if old and old.get("plan") != plan:
-            raise SystemExit(f"error: {path} holds an adaptive sweep of another plan (options or curves differ): "
-                             f"rerun it with its own options, or give this sweep its own folder "
-                             f"(hydra.sweep.dir=...); nothing was run")
+        recorded = _recorded(_read(path), plan, path)
         checks = not getattr(self.launcher, "checks_jobs", False)
         state = {"plan": plan, "rounds": [], "stop": ""}
         planned, returns, data_checked = [], [], {}
-        for r in range(self.max_rounds + 1):
-            finished = self._finished(sweep_dir, planned, curves)
-            by_curve = {c: [] for c in curves}
-            for (c, lam, seed), y in sorted(finished.items()):
-                by_curve[c].append((lam, seed, y))
-            d = decide(by_curve, ranges, opt, planned=len(planned))
-            line = d.line(r, labels)
-            print(line, flush=True)
-            if r == self.max_rounds and d.jobs:
-                d.stop, d.jobs = f"max_rounds={self.max_rounds} reached", []
-            state["rounds"].append({"round": r, "first_job": len(planned), "line": line, **d.record()})
-            if not d.jobs:
-                state["stop"] = d.stop
-                print(f"adaptive sweep done: {d.stop}", flush=True)
+        for r in range(max(self.max_rounds, len(recorded)) + 1):
+            if r < len(recorded):  # decided before: its jobs, whatever the decision would be now
+                entry = {**recorded[r], "round": r, "first_job": len(planned)}
+                print(f"{entry['line']} [recorded in {ADAPTIVE}]", flush=True)
+            else:
+                finished = self._finished(sweep_dir, planned, curves)
+                by_curve = {c: [] for c in curves}
+                for (c, lam, seed), y in sorted(finished.items()):
+                    by_curve[c].append((lam, seed, y))
+                d = decide(by_curve, ranges, opt, planned=len(planned))
+                line = d.line(r, labels)
+                print(line, flush=True)
+                if r >= self.max_rounds and d.jobs:
+                    d.stop, d.jobs = f"max_rounds={self.max_rounds} reached", []
+                entry = {"round": r, "first_job": len(planned), "line": line, **d.record()}
+            state["rounds"].append(entry)
+            if not entry["jobs"]:
+                state["stop"] = entry["stop"]
+                print(f"adaptive sweep done: {entry['stop']}", flush=True)
                 break
-            jobs = [self._job(curves[c], lam, seed) for c, lam, seed in d.jobs]
+            placed = [(c, float(lam), int(seed)) for c, lam, seed in entry["jobs"]]
+            jobs = [self._job(curves[c], lam, seed) for c, lam, seed in placed]
             first = len(planned)
-            state["rounds"][-1]["overrides"] = jobs  # what dgl.status lists as this round's jobs
+            entry["overrides"] = jobs  # what dgl.status lists as this round's jobs
             if checks:
                 checked = []
                 for i, job in enumerate(jobs):
@@ -188,14 +197,14 @@ class AdaptiveSweeper(BasicSweeper):
             sweep_dir.mkdir(parents=True, exist_ok=True)
             if r == 0:
                 OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
-            planned += list(d.jobs)
+            planned += placed
             records.write_json(path, state)
             if not checks:  # a launcher that only lists: round 0 is all there is to list
                 returns.append(self.launcher.launch(jobs, initial_job_idx=first))
                 state["stop"] = "listed round 0 only (the later rounds depend on its results)"
                 records.write_json(path, state)
                 break
-            done = self._finished(sweep_dir, d.jobs, curves)
+            done = self._finished(sweep_dir, placed, curves)
             if len(done) == len(jobs):
                 print(f"round {r}: its {len(jobs)} runs are finished on disk, not launched again", flush=True)
                 continue
@@ -205,7 +214,7 @@ class AdaptiveSweeper(BasicSweeper):
                 for res in results:
                     _ = res.return_value  # raises a failed job's exception, as the basic sweeper does
                 returns.append(results)
-            missing = [j for j in d.jobs if j not in self._finished(sweep_dir, d.jobs, curves)]
+            missing = [j for j in placed if j not in self._finished(sweep_dir, placed, curves)]
             if missing:
                 c, lam, seed = missing[0]
                 state["stop"] = f"round {r}: {len(missing)} jobs left no final result"
@@ -214,6 +223,35 @@ class AdaptiveSweeper(BasicSweeper):
                                  f"{' '.join(self._job(curves[c], lam, seed))}); rerun the command to continue")
         records.write_json(path, state)
         return returns
+
+
+def _recorded(old, plan, path):
+    """The rounds of an earlier run of this sweep (its adaptive.json read: ``old``) that a rerun
+    replays, with their curves named as in ``plan``; refuses a file of other curves or metric.
+    Other options may differ (a larger max_runs continues a sweep that spent its budget): they
+    decide only the rounds past the recorded ones."""
+    from analysis.adaptive import curve_id
+
+    if not old:
+        return []
+    rename = {c: curve_id(spec["overrides"]) for c, spec in old["plan"]["curves"].items()}  # older files: ids with data.root
+    theirs, ours = old["plan"]["options"], plan["options"]
+    if ({rename[c]: s["lam_range"] for c, s in old["plan"]["curves"].items()} !=
+            {c: s["lam_range"] for c, s in plan["curves"].items()} or theirs.get("metric") != ours["metric"]):
+        raise SystemExit(f"error: {path} holds an adaptive sweep of other curves, ranges or metric: rerun it with "
+                         f"its own, or give this sweep its own folder (hydra.sweep.dir=...); nothing was run")
+    changed = [f"{k}: {theirs.get(k)} there, {ours.get(k)} here" for k in sorted(set(theirs) | set(ours))
+               if theirs.get(k) != ours.get(k)]
+    if changed:
+        print(f"note: options differ from {path} ({'; '.join(changed)}): its recorded rounds are replayed, "
+              f"the rounds past them use these", flush=True)
+    rounds = [r for r in old["rounds"] if r.get("jobs")]  # a round without jobs only said why it stopped
+    if old.get("stop", "").startswith("refused"):
+        rounds = rounds[:-1]  # checked and refused: none of its jobs ran
+    return [{**r, "jobs": [[rename.get(c, c), lam, seed] for c, lam, seed in r["jobs"]],
+             "located": [rename.get(c, c) for c in r.get("located", [])],
+             "reasons": {rename.get(c, c): v for c, v in r.get("reasons", {}).items()},
+             "estimates": {rename.get(c, c): v for c, v in r.get("estimates", {}).items()}} for r in rounds]
 
 
 def _read(path):
