@@ -118,6 +118,46 @@ def test_a_transition_past_the_grid_is_followed_and_the_budget_cuts_the_widest_f
     assert not spent.jobs and "max_runs=10 spent" in spent.stop
 
 
+def test_a_new_lambda_next_to_a_cell_adds_seeds_there():
+    cells = [0.42, 0.44, 0.46, 0.48, 0.50]
+    opt = Options(threshold=0.525)
+    d = decide({"a": planted_runs(0.45, cells, range(4), "collapse")}, {"a": (0.42, 0.50)}, opt)
+    lams = {lam for _, lam, _ in d.jobs}
+    assert len(d.jobs) == 6 and 0.44 in lams, d.reasons  # 0.4373 and 0.4448 would be new lambdas beside 0.44
+    assert all(lam in cells or min(abs(lam - c) for c in cells) >= opt.target_width / 4 for lam in lams), lams
+
+
+def test_a_small_round_is_filled_up_and_thin_cells_reach_min_cell_runs():
+    cells = [0.40, 0.43, 0.46, 0.49, 0.52]
+    runs = planted_runs(0.46, cells, range(2), "collapse")
+    d = decide({"a": runs}, {"a": (0.40, 0.52)}, Options(threshold=0.525))
+    assert "fewer than 4 runs" in d.reasons["a"] and len(d.jobs) == 6, d.reasons  # the thin cells alone: 4 runs
+    thin = d.estimates["a"].thin
+    assert all(sum(lam == x for lam, _, _ in runs) + sum(lam == x for _, lam, _ in d.jobs) >= 4 for x in thin)
+    assert len(decide({"a": runs}, {"a": (0.40, 0.52)}, Options(threshold=0.525, min_round_runs=10)).jobs) == 10
+    assert len(decide({"a": runs}, {"a": (0.40, 0.52)}, Options(threshold=0.525, max_runs=13)).jobs) == 3
+
+
+def plateau_runs(points, seeds):
+    """No run collapses at lambda <= 0.5, every other one above: P flat at 0.5 (as on Fashion-MNIST at width 0.25)."""
+    return [(lam, s, 0.85 if lam > 0.5 and (s + int(round(lam * 1e4))) % 2 else 0.2) for lam, s in
+            ((lam, s) for lam in points for s in seeds)]
+
+
+def test_a_flat_collapse_probability_is_named_and_the_sweep_stops_at_the_budget():
+    opt = Options(threshold=0.55, max_runs=40)
+    runs = plateau_runs([0.5, 0.6, 0.7, 0.8, 0.9], range(2))
+    for r in range(20):
+        d = decide({"a": runs}, {"a": (0.5, 0.9)}, opt)
+        if not d.jobs:
+            break
+        if r == 0:
+            assert "collapse probability flat over [0.6000, 0.9000]: lambda_c(P=0.5) not resolvable with 10 runs" \
+                in d.reasons["a"] and {lam for _, lam, _ in d.jobs} == {0.6, 0.9}, d.reasons
+        runs += [(lam, s, plateau_runs([lam], [s])[0][2]) for _, lam, s in d.jobs]
+    assert len(runs) == 40 and "max_runs=40 spent" in d.stop and "flat collapse probability" in d.stop, d.stop
+
+
 # ------------------------------------------------------------------ end to end
 def test_basic_launcher_converges_to_the_planted_lambda_c_and_status_shows_the_planned_jobs(tmp_path, capsys):
     proc, folder = sweep(tmp_path, "sw", "model.width=0.125,0.25", "hydra.sweeper.lam_range=[0.40,0.52]",
@@ -178,3 +218,30 @@ def test_local_gpus_on_the_cpu(tmp_path):
     assert s["stop"].startswith("every curve located"), proc.stdout + proc.stderr
     ((_, e),) = s["rounds"][-1]["estimates"].items()
     assert abs(e["lam_c"][0] - 0.43) < 0.01 and e["lam_c"][2] - e["lam_c"][1] <= 0.02
+
+
+def test_curves_are_named_without_place_keys_and_a_rerun_from_elsewhere_continues(tmp_path):
+    args = ["hydra.sweeper.lam_range=[0.40,0.52]"]
+    plant = {"lam_c": {"1.0": 0.46}}
+    _, folder = sweep(tmp_path, "sw", *args, "data.root=/here", "hydra.sweeper.max_runs=10", plant=plant)
+    assert "max_runs=10 spent" in state(folder)["stop"] and list(state(folder)["plan"]["curves"]) == ["data=synthetic"]
+    proc, _ = sweep(tmp_path, "sw", *args, "data.root=/elsewhere", "hydra.sweeper.max_runs=16", plant=plant)
+    assert "not launched again" in proc.stdout and "max_runs: 10 there, 16 here" in proc.stdout, proc.stdout
+    done = [tuple(e[:2]) for e in executions(folder)]
+    assert len(done) == len(set(done)) == 16, "a finished run was run again"
+    assert all("data.root=/elsewhere" in o for r in state(folder)["rounds"] for o in r.get("overrides", []))
+
+
+def test_a_rerun_replays_the_recorded_rounds_whatever_the_decisions_say_now(tmp_path):
+    plant = {"lam_c": {"1.0": 0.46}, "shape": "collapse"}
+    args = ["hydra.sweeper.lam_range=[0.40,0.52]", "hydra.sweeper.max_runs=40"]
+    proc, folder = sweep(tmp_path, "sw", *args, plant={**plant, "stop_after": 13}, check=False)
+    assert proc.returncode != 0 and len(executions(folder)) == 13
+    recorded = [r["jobs"] for r in state(folder)["rounds"]]
+    proc, _ = sweep(tmp_path, "sw", *args, "hydra.sweeper.min_round_runs=9", plant=plant)
+    rounds = state(folder)["rounds"]
+    assert [r["jobs"] for r in rounds[:len(recorded)]] == recorded, proc.stdout  # 6 runs, not 9
+    assert len(rounds) > len(recorded) and "[recorded in adaptive.json]" in proc.stdout
+    nums = [int(e[2]) for e in executions(folder)]
+    done = [tuple(e[:2]) for e in executions(folder)]
+    assert len(done) == len(set(done)) and sorted(set(nums)) == list(range(sum(len(r["jobs"]) for r in rounds)))
