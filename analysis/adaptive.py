@@ -89,6 +89,7 @@ class Estimate:
     thin: tuple = ()  # cells around the crossing with fewer than min_cell_runs runs (the bootstrap
     # over 2-3 seeds a cell understates the spread: such an interval is not trusted yet)
     flat: tuple = ()  # (low, high) lambdas where both outcomes occur, when the collapse fit is flat
+    ceiling: tuple = ()  # (level, low, high) where the collapse probability levels off below 1
 
     @property
     def width(self) -> float:
@@ -177,6 +178,10 @@ def estimate(runs, opt: Options) -> Estimate:
         method, lam_c = "", (collapse_c[0], math.nan, math.nan)
         note = (f"collapse probability flat over [{_fmt(flat[0])}, {_fmt(flat[1])}]: lambda_c(P=0.5) not "
                 f"resolvable with {int(ns.sum())} runs")
+    elif full and math.isfinite(fit.ceiling[0]):  # its P = 0.5 is the logistic's artefact
+        method, lam_c = "", (collapse_c[0], math.nan, math.nan)
+        note = ("collapse probability levels off at {:.2f} [{:.2f}, {:.2f}], below 1: no P = 0.5 crossing "
+                "to locate".format(*fit.ceiling))
     elif full and all(math.isfinite(v) for v in collapse_c):
         method, lam_c, note = "collapse", collapse_c, ""
     elif all(math.isfinite(v) for v in mean_c) and not thin:
@@ -187,7 +192,8 @@ def estimate(runs, opt: Options) -> Estimate:
                 else f"fewer than {opt.min_cell_runs} runs at {','.join(_fmt(x) for x in thin)}" if thin
                 else "no interval yet (too few seeds per cell)")
     return Estimate(method, tuple(float(v) for v in lam_c), tuple(float(v) for v in mean_c), collapse_c,
-                    float(thr), side, note, thin if not method else (), flat)
+                    float(thr), side, note, thin if not method else (), flat,
+                    fit.ceiling if math.isfinite(fit.ceiling[0]) and not flat else ())
 
 
 def round0(lam_range, opt: Options) -> list:
@@ -260,6 +266,8 @@ def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, list, s
         around = sorted(set(cells) | {x for x, _ in jobs}, key=lambda c: (abs(c - e), c))[:4]
         return _fill(around, used, opt.round_runs)
 
+    if est.ceiling:  # more runs would narrow the level, not locate a crossing
+        return [], [], "stops: lambda_c(P=0.5) is not a property of this curve"
     if est.flat:  # before the edges: the mean of a 50/50 mixture may sit on either side of the threshold
         ends = sorted(set(est.flat))
         jobs = _add_seeds(ends, used, spp)
@@ -361,7 +369,9 @@ def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None 
             stop = f"max_runs={opt.max_runs} spent; {len(unlocated)} curves not located" + (
                 f" ({flat} with a flat collapse probability: lambda_c(P=0.5) not resolvable)" if flat else "")
         else:
-            stop = f"nothing left to place; {len(unlocated)} curves not located"
+            levels = sum(bool(ests[c] and ests[c].ceiling) for c in unlocated)
+            stop = f"nothing left to place; {len(unlocated)} curves not located" + (
+                f" ({levels} whose collapse probability levels off below 1)" if levels else "")
     elif budget <= 0 and cut:
         stop = ""  # this round spends the budget; the next decision says so
     return Decision(jobs, reasons, ests, located, stop, total)

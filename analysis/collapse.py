@@ -156,6 +156,7 @@ class Logit:
     why: str  # why nothing (or only a bracket) was fitted; "" for a full fit
     n_runs: int
     n_collapsed: int
+    ceiling: tuple = NAN3  # (level, low, high) where P levels off below 1 (see levels_off)
 
     @property
     def fitted(self) -> bool:
@@ -233,7 +234,40 @@ def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) ->
     s_lo = _bound(fb, b1, -abs(b1) / 4 - 1 / span, -big, q)
     s_hi = _bound(fb, b1, abs(b1) / 4 + 1 / span, big, q)
     slope = (b1, -math.inf if s_lo <= -big else s_lo, math.inf if s_hi >= big else s_hi)
-    return Logit(lam, slope, "", total, kc)
+    return Logit(lam, slope, "", total, kc, levels_off(x, k, n, dmin, (b1, lc), confidence))
+
+
+def _nll_ceiling(theta, x, k, n, level=None):
+    """-log likelihood of P = level * expit(b (x - x0)); theta = (b, x0[, logit level])."""
+    b, x0 = theta[0], theta[1]
+    c = scipy.special.expit(theta[2]) if level is None else level
+    p = np.clip(c * scipy.special.expit(b * (x - x0)), 1e-12, 1 - 1e-12)
+    return -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
+
+
+def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.95) -> tuple:
+    """Whether P(collapse) levels off below 1: P = c expit(b (x - x0)) against the logistic
+    (c = 1) by a likelihood-ratio test. Where c = 1 is rejected at ``confidence``: (c, low,
+    high) with c's profile interval; else NAN3. A curve that levels off at c < 1 never reaches
+    P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way."""
+    from scipy.optimize import minimize
+
+    sat = float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))  # saturated
+
+    def best(starts, level=None):
+        fits = [minimize(_nll_ceiling, s0, args=(x, k, n, level), method="Nelder-Mead",
+                         options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000}) for s0 in starts]
+        return min(fits, key=lambda f: f.fun)
+
+    full = best([(*start, t) for t in (0.0, 2.0, -1.0)])
+    d_full = 2 * (full.fun + sat)
+    q = scipy.stats.chi2.ppf(confidence, 1)
+    if deviance_logistic - d_full <= q:
+        return NAN3
+    levels = np.linspace(0.02, 0.98, 49)
+    prof = np.array([2 * (best([full.x[:2], start], c).fun + sat) - d_full for c in levels])
+    inside = levels[prof <= q]
+    return (float(levels[np.argmin(prof)]), float(inside.min()), float(inside.max())) if inside.size else NAN3
 
 
 # --------------------------------------------------------------------------- across sizes
@@ -448,7 +482,8 @@ def logit_cols(x_key: str, fit: Logit) -> dict:
     e, lo, hi = fit.lam_c
     s, slo, shi = fit.slope
     return {"n_collapsed": fit.n_collapsed, f"{x_key}_c_P50": e, f"{x_key}_c_P50_lo": lo, f"{x_key}_c_P50_hi": hi,
-            "logit_slope": s, "logit_slope_lo": slo, "logit_slope_hi": shi, "collapse_fit_note": fit.why}
+            "logit_slope": s, "logit_slope_lo": slo, "logit_slope_hi": shi, "collapse_fit_note": fit.why,
+            "P_ceiling": fit.ceiling[0], "P_ceiling_lo": fit.ceiling[1], "P_ceiling_hi": fit.ceiling[2]}
 
 
 def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> str:
@@ -457,10 +492,13 @@ def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> s
     if not fit.fitted:
         return f"{head}; not fitted: {fit.why}"
     (e, lo, hi), (s, slo, shi) = fit.lam_c, fit.slope
+    c, clo, chi = fit.ceiling
     return (f"{head}; {x}_c(P=0.5)={fnum(e, '.3f')} {fci(lo, hi, '.3f')}"
             + (" (beyond the grid: extrapolated)" if math.isfinite(e) and not grid[0] <= e <= grid[1] else "")
             + f", slope d logit P / d{x} = "
-            f"{fnum(s, '.1f')} {fci(slo, shi, '.1f')}" + (f"\n    note: {fit.why}" if fit.why else ""))
+            f"{fnum(s, '.1f')} {fci(slo, shi, '.1f')}" + (f"\n    note: {fit.why}" if fit.why else "")
+            + (f"\n    note: P levels off at {c:.2f} [{clo:.2f}, {chi:.2f}], below 1 (likelihood ratio against the "
+               f"logistic): {x}_c(P=0.5) is not a crossing these runs show" if math.isfinite(c) else ""))
 
 
 def moves(curves, fits, label) -> tuple[str, str]:

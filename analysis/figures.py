@@ -102,6 +102,15 @@ def min_span(ax, span: float = MIN_ERROR_SPAN, bottom: float | None = None) -> N
         ax.set_ylim(lo, lo + span)
 
 
+def grid_ticks(ax, xs) -> None:
+    """The grid's lambdas as x ticks where they are far enough apart to read (an adaptive sweep
+    places lambdas 0.002 apart); else matplotlib's own ticks. Labels as short as the values."""
+    xs = np.unique(np.asarray(xs, dtype=float))
+    if xs.size > 1 and np.diff(xs).min() < np.ptp(xs) / 25:
+        return
+    ax.set_xticks(xs, [f"{x:g}" for x in xs])
+
+
 def mark_missing(ax, xs, color) -> None:
     """Crosses on the bottom edge of the axes at x values with no runs."""
     if len(xs):
@@ -208,9 +217,10 @@ def collapse_curves(ax, g, colors, curve_key: str, args) -> None:
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
     x_sym = sym(args.x_key)
     ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
-           xticks=g.xs, title=f"{panel_prefix(args.panel_key, g.value)}Collapse probability vs {x_sym}: fraction "
+           title=f"{panel_prefix(args.panel_key, g.value)}Collapse probability vs {x_sym}: fraction "
            f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {MIN_RUNS} runs; "
            f"lines: binomial logistic; diamonds: {x_sym}_c at P = 0.5)")
+    grid_ticks(ax, g.xs)
     ax.grid(True, alpha=0.3)
     if not any(f.n_collapsed for f in g.logits):
         ax.text(0.5, 0.6, "no run collapsed", ha="center", transform=ax.transAxes, color="0.3")

@@ -253,7 +253,8 @@ def draw_curves(ax, p, args, colors) -> None:
     for g, col in zip(args.guides, ("green", "red", "0.4", "0.4")):
         ax.axhline(y=g, color=col, linestyle="--", alpha=0.5)
     ax.axhline(y=thr, color="0.2", linestyle=":", linewidth=1.2)
-    ax.set(xlabel=x_sym, ylabel="Test Error" if args.metric.endswith("_error") else args.metric, xticks=p.xs)
+    ax.set(xlabel=x_sym, ylabel="Test Error" if args.metric.endswith("_error") else args.metric)
+    FG.grid_ticks(ax, p.xs)
     ax.set_title(f"{head}Error vs {x_sym} (different {FG.plural(args.curve_key)})\n{FG.seeds_note(p.cells['n'], True)}")
     if args.metric.endswith("_error"):
         ax.set_ylim(0, 1)

@@ -162,7 +162,8 @@ def peak_location(xs, sd, estimate, xg):
         return (loc, -math.inf, hi), "on the lower edge of the grid"
     j, ok, base = int(np.searchsorted(xs, xg)), np.isfinite(sd), np.nanmin(sd)
     if ((sd[ok] - base) >= 0.5 * (sd[j] - base)).sum() == 1:
-        left, right = xs[:j][ok[:j]].max(), xs[j + 1 :][ok[j + 1 :]].min()
+        # the nearest cells with a spread (cells of one run have none): none beyond, the interval runs off
+        left, right = xs[:j][ok[:j]].max(initial=-math.inf), xs[j + 1 :][ok[j + 1 :]].min(initial=math.inf)
         lo, hi = (min(lo, left) if np.isfinite(lo) else left), (max(hi, right) if np.isfinite(hi) else right)
         return (loc, lo, hi), "a single-point peak (the neighbours are below half its height)"
     return estimate, ""
@@ -355,7 +356,7 @@ def draw_main(panels, args, measure):
             ax.set_xlabel(x_sym)
             ax.grid(True, alpha=0.3)
             ax.legend(handles=ax.get_legend_handles_labels()[0] + extra, fontsize=9)
-            ax.set_xticks(p.xs)
+            FG.grid_ticks(ax, p.xs)
             ax.set_xlim(p.xs.min() - 0.05 * (np.ptp(p.xs) or 1), p.xs.max() + 0.05 * (np.ptp(p.xs) or 1))
         FG.min_span(ax_e)
         ax_s.set_ylim(bottom=0)
@@ -382,7 +383,8 @@ def draw_probability(panels, args):
             axv.plot(xv, var, marker="s", color=colors[s], linewidth=2, label=f"{FG.label(args.size_key, s)}: Var")
             axv.plot(xv, part, linestyle="--", marker="x", color=colors[s], linewidth=1.2,
                      label="of it, collapse chance p(1-p)Δ²")
-        axv.set(xlabel=x_sym, ylabel="variance of the cell's runs", xticks=p.xs,
+        FG.grid_ticks(axv, p.xs)
+        axv.set(xlabel=x_sym, ylabel="variance of the cell's runs",
                 title=f"{FG.panel_prefix(args.panel_key, p.value)}Variance per cell, and the part the two outcomes "
                       "explain\n(law of total variance: p(1-p)·(mean collapsed - mean not)²)")
         axv.grid(True, alpha=0.3)

@@ -391,3 +391,11 @@ def test_cli_usage_error_is_one_line(capsys):
     assert e.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "--n-boot" in err[0]
+
+
+def test_a_single_point_peak_next_to_cells_of_one_run_runs_off_the_measured_cells():
+    # the peak at 0.9 is the last cell with a spread: 0.95 and 1.0 hold one run each (no std)
+    xs = np.array([0.3, 0.5, 0.7, 0.9, 0.95, 1.0])
+    sd = np.array([0.01, 0.01, 0.02, 0.30, np.nan, np.nan])
+    (loc, lo, hi), note = VP.peak_location(xs, sd, (0.9, 0.85, 0.92), 0.9)
+    assert (loc, lo) == (0.9, 0.7) and math.isinf(hi) and "single-point" in note

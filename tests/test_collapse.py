@@ -22,6 +22,7 @@ import analysis_fixtures as F
 
 from analysis import cli, runs
 from analysis import collapse as C
+from analysis import figures as FG
 from analysis import phase_boundary as PB
 from analysis import stats as S
 from analysis import variance_peak as VP
@@ -246,3 +247,13 @@ def test_phase_boundary_legend_matches_what_is_drawn(tmp_path):
     bars = [r for r in axb.patches if r.get_width() == pytest.approx(0.6)]
     swatch = axb.get_legend().get_patches()[0]
     assert bars and all(mc.to_rgb(b.get_facecolor()) == mc.to_rgb(swatch.get_facecolor()) for b in bars)
+
+
+def test_a_collapse_probability_that_levels_off_below_one_is_named():
+    x = np.linspace(0.3, 0.9, 7)
+    n = np.full(7, 20)
+    plateau = C.fit_logistic(x, np.round(n * 0.5 * expit((x - 0.5) / 0.02)), n)
+    level, lo, hi = plateau.ceiling
+    assert lo <= 0.5 <= hi < 1 and "levels off" in C.describe_fit(plateau, "λ", FG.fci, FG.fnum)
+    rising = C.fit_logistic(x, np.round(n * expit((x - 0.6) / 0.05)), n)
+    assert math.isnan(rising.ceiling[0]) and "levels off" not in C.describe_fit(rising, "λ", FG.fci, FG.fnum)
