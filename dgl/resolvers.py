@@ -21,12 +21,20 @@ def dirname(overrides, experiment=None):
     return folder_name(list(overrides), experiment)
 
 
+def lam_dirname(lam, overrides):
+    """A folder name that starts with the resolved lambda (a sweep over lam_index shows it),
+    unless lam itself is one of the overrides (an adaptive sweep places lam)."""
+    name = folder_name(list(overrides))
+    return name if any(o.split("=", 1)[0] == "lam" for o in overrides) else f"lam={lam},{name}"
+
+
 def tenth(epochs):
     """Every 10% of the epochs (the notebooks evaluate every 10 of 100), at least every epoch."""
     return max(1, int(epochs) // 10)
 
 
 def register():
-    for name, fn in (("dgl.dirname", dirname), ("dgl.lam_grid", lam_grid), ("dgl.tenth", tenth)):
+    for name, fn in (("dgl.dirname", dirname), ("dgl.lam_dirname", lam_dirname), ("dgl.lam_grid", lam_grid),
+                     ("dgl.tenth", tenth)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)

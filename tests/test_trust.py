@@ -147,4 +147,13 @@ def test_list_writes_nothing_and_shows_each_jobs_lambda(tmp_path):
     # the notebook's grid for noise 0.8, resolved from lam_index
     assert [line.split("lam=")[1].split()[0] for line in lines] == ["0.38", "0.4", "0.42", "0.44", "0.46"]
     assert not (tmp_path / "outputs").exists()
+    # each folder name starts with its resolved lambda
+    assert [line.split("->")[1].split("/")[-1] for line in lines][0] == "lam=0.38,lam_index=0,model.width=0.5,noise.rate=0.8,seed=0"
+
+
+def test_a_sweep_that_places_lam_itself_names_it_once(tmp_path):
+    proc = run_train(["-m", "experiment=q1", "hydra/sweeper=adaptive", "hydra/launcher=list", "model.width=0.5",
+                      "noise.rate=0.8"], cwd=tmp_path, check=False)
+    folders = [line.split("->")[1].split("/")[-1] for line in proc.stdout.splitlines() if "->" in line]
+    assert folders and folders[0] == "lam=0.38,model.width=0.5,noise.rate=0.8,seed=0", proc.stdout + proc.stderr
 
