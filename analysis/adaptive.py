@@ -41,7 +41,7 @@ import numpy as np
 from analysis import collapse as C
 from analysis import stats as S
 from analysis.runs import CHANCE_ERROR
-from dgl.identity import PLACE_AND_SPEED, _override_key
+from dgl.identity import PLACE_AND_SPEED, without
 
 NAN3 = (math.nan,) * 3
 
@@ -244,10 +244,6 @@ def _fill(cells, used: dict, n: int) -> list:
     return [job for i in range(n) for job in _add_seeds([cells[i % len(cells)]], used, 1)] if cells else []
 
 
-def _step(xs) -> float:
-    return float(np.min(np.diff(xs))) if len(xs) > 1 else 0.02
-
-
 def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, list, str]:
     """One curve not located: its next (lambda, seed) list, the seeds that fill a round smaller
     than min_round_runs (in the order to use them), and why."""
@@ -377,13 +373,6 @@ def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None 
     return Decision(jobs, reasons, ests, located, stop, total)
 
 
-def job_key(overrides) -> frozenset:
-    """What identifies a job of an adaptive sweep: its overrides without the place and speed
-    keys (dgl.identity.PLACE_AND_SPEED), so that a rerun from another checkout or with another
-    data.root finds its runs. The jobs themselves still get every override."""
-    return frozenset(o for o in overrides if _override_key(o) not in PLACE_AND_SPEED)
-
-
 def curve_id(overrides) -> str:
     """A curve's name in adaptive.json: its overrides (in order) without the place and speed keys."""
-    return " ".join(o for o in overrides if _override_key(o) not in PLACE_AND_SPEED)
+    return " ".join(without(overrides, PLACE_AND_SPEED))

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import scipy.special
 import scipy.stats
-from scipy.optimize import brentq, minimize_scalar
+from scipy.optimize import brentq, minimize, minimize_scalar
 from statsmodels.genmod.families import Binomial
 from statsmodels.genmod.generalized_linear_model import GLM
 from statsmodels.stats.proportion import proportion_confint
@@ -250,8 +250,6 @@ def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.9
     (c = 1) by a likelihood-ratio test. Where c = 1 is rejected at ``confidence``: (c, low,
     high) with c's profile interval; else NAN3. A curve that levels off at c < 1 never reaches
     P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way."""
-    from scipy.optimize import minimize
-
     sat = float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))  # saturated
 
     def best(starts, level=None):

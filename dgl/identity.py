@@ -116,7 +116,7 @@ def folder_name(overrides, experiment=None):
     (single runs), or `default`. A name past MAX_NAME_BYTES keeps a readable prefix and
     ends in a hash of the whole name; the overrides themselves are always in the job's
     .hydra/overrides.yaml and result.json."""
-    kept = sorted(o for o in overrides if _override_key(o) not in NOT_IN_FOLDER_NAME)
+    kept = sorted(without(overrides, NOT_IN_FOLDER_NAME))
     name = ",".join(p for p in (f"experiment={experiment}" if experiment else "", ",".join(kept)) if p)
     name = name.replace("/", "_") or "default"
     if len(name.encode()) <= MAX_NAME_BYTES:
@@ -126,6 +126,17 @@ def folder_name(overrides, experiment=None):
     return f"{prefix}...{digest}"
 
 
-def _override_key(override):
+def job_key(overrides) -> frozenset:
+    """What finds a job's folder among a sweep's: its overrides without the place and speed
+    keys, so that a rerun from another checkout or with another data.root finds its runs."""
+    return frozenset(without(overrides, PLACE_AND_SPEED))
+
+
+def without(overrides, keys) -> list:
+    """The overrides (in order) whose key is not one of ``keys``."""
+    return [o for o in overrides if override_key(o) not in keys]
+
+
+def override_key(override):
     """`model.width` of `model.width=2`, `+a.b@pkg=1`, `~key`: Hydra's key_or_group."""
     return override.split("=", 1)[0].lstrip("+~").split("@", 1)[0]

@@ -14,7 +14,7 @@ import statistics
 import sys
 from pathlib import Path
 
-from dgl.identity import deterministic
+from dgl.identity import deterministic, job_key
 from dgl.sweeps import STATES, Damaged, runs_table, sweep_folders, sweep_table
 
 
@@ -62,7 +62,6 @@ def adaptive_table(sweep_dir, damaged):
     its overrides without the place and speed keys (as the sweeper finds them)."""
     import json
 
-    from analysis.adaptive import job_key
     from dgl.sweeps import _row, existing_jobs
 
     path = Path(sweep_dir) / "adaptive.json"

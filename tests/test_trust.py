@@ -156,4 +156,5 @@ def test_a_sweep_that_places_lam_itself_names_it_once(tmp_path):
                       "noise.rate=0.8"], cwd=tmp_path, check=False)
     folders = [line.split("->")[1].split("/")[-1] for line in proc.stdout.splitlines() if "->" in line]
     assert folders and folders[0] == "lam=0.38,model.width=0.5,noise.rate=0.8,seed=0", proc.stdout + proc.stderr
+    assert not (tmp_path / "outputs").exists()  # listing writes nothing, not even the adaptive plan
 

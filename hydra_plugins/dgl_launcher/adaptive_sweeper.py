@@ -113,7 +113,7 @@ class AdaptiveSweeper(BasicSweeper):
     # ------------------------------------------------------------------ runs on disk
     def _finished(self, sweep_dir, planned, curves):
         """{(curve, lam, seed): error} of the planned jobs whose result is final."""
-        from analysis.adaptive import job_key
+        from dgl.identity import job_key
         from dgl import records
         from dgl.sweeps import existing_jobs
 
@@ -126,7 +126,7 @@ class AdaptiveSweeper(BasicSweeper):
                 continue
             y = result.get(self.metric)
             if y is None and result["status"] == "diverged":
-                y = self.options.get("chance_error", 0.9)
+                y = self.options["chance_error"]
             if y is not None:
                 out[(c, lam, seed)] = float(y)
         return out
@@ -194,16 +194,15 @@ class AdaptiveSweeper(BasicSweeper):
                             state["stop"] = f"refused: {msg}"
                             records.write_json(path, state)
                         raise SystemExit(f"error: {msg}; nothing of round {r} was run") from None
+            if not checks:  # a launcher that only lists (and writes nothing): round 0 is all there is to list
+                returns.append(self.launcher.launch(jobs, initial_job_idx=first))
+                print("listed round 0 only (the later rounds depend on its results)", flush=True)
+                return returns
             sweep_dir.mkdir(parents=True, exist_ok=True)
             if r == 0:
                 OmegaConf.save(self.config, sweep_dir / "multirun.yaml")
             planned += placed
             records.write_json(path, state)
-            if not checks:  # a launcher that only lists: round 0 is all there is to list
-                returns.append(self.launcher.launch(jobs, initial_job_idx=first))
-                state["stop"] = "listed round 0 only (the later rounds depend on its results)"
-                records.write_json(path, state)
-                break
             done = self._finished(sweep_dir, placed, curves)
             if len(done) == len(jobs):
                 print(f"round {r}: its {len(jobs)} runs are finished on disk, not launched again", flush=True)
