@@ -2,7 +2,7 @@
 
 from omegaconf import OmegaConf
 
-from dgl.identity import folder_name
+from dgl.identity import folder_name, override_key
 
 
 def lam_grid(table, noise_rate, index):
@@ -25,7 +25,7 @@ def lam_dirname(lam, overrides):
     """A folder name that starts with the resolved lambda (a sweep over lam_index shows it),
     unless lam itself is one of the overrides (an adaptive sweep places lam)."""
     name = folder_name(list(overrides))
-    return name if any(o.split("=", 1)[0] == "lam" for o in overrides) else f"lam={lam},{name}"
+    return name if "lam" in map(override_key, overrides) else f"lam={lam},{name}"
 
 
 def tenth(epochs):
