@@ -41,6 +41,7 @@ import numpy as np
 from analysis import collapse as C
 from analysis import stats as S
 from analysis.runs import CHANCE_ERROR
+from dgl.config import LAM_RANGE
 from dgl.identity import PLACE_AND_SPEED, without
 
 NAN3 = (math.nan,) * 3
@@ -58,7 +59,7 @@ class Options:
     confidence: float = 0.95
     n_boot: int = 300
     boot_seed: int = 0
-    lam_bounds: tuple = (0.0, 1.0)  # lambda is never placed outside
+    lam_bounds: tuple = LAM_RANGE  # lambda is never placed outside
     decimals: int = 4  # lambda values are rounded to this many decimals
     min_cell_runs: int = 4  # the mean crossing's interval counts once both cells around it hold this many runs
     min_round_runs: int | None = None  # a smaller round is filled up to this; None: points_per_round x seeds_per_point

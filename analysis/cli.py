@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 
@@ -50,7 +51,8 @@ def script_parser(prog: str, description: str) -> OneLineParser:
     add = p.add_argument
     add("--panel-key", default="noise.rate", help="one row of panels per value; 'none' for one row")
     add("--x-key", default="lam", help="x axis (default: lam)")
-    add("--where", action="append", default=[], metavar="KEY=VALUE", help="keep only runs with KEY=VALUE (repeatable)")
+    add("--where", action="append", default=[], metavar="KEY=VALUE",
+        help="keep only runs with KEY=VALUE (also !=, and <, <=, >, >= for numbers: 'lam<=0.9'; repeatable)")
     add("--diverged", choices=("count", "exclude"), default="count", help="diverged runs: count them or leave them out")
     add("--chance-error", type=float, default=CHANCE_ERROR,
         help=f"error of a diverged run where nothing was measured (default {CHANCE_ERROR:g} = 1 - 1/classes)")
@@ -131,21 +133,35 @@ class Runs:
     notes: list[str] = field(default_factory=list)
 
 
+WHERE = re.compile(r"^\s*([^<>=!]+?)\s*(<=|>=|!=|=|<|>)\s*(.+?)\s*$")
+COMPARE = {"<=": np.less_equal, ">=": np.greater_equal, "<": np.less, ">": np.greater}
+
+
 def where(table: pd.DataFrame, items: list[str], known: str) -> tuple[pd.DataFrame, list[str]]:
-    """``--where KEY=VALUE`` filters (numbers compared as numbers)."""
+    """``--where KEY=VALUE`` (or !=, and <, <=, >, >= for numbers) filters; numbers compared
+    as numbers."""
     notes = []
     for item in items:
-        key, sep, value = (s.strip() for s in item.partition("="))
-        if not sep:
-            raise AnalysisError(f"--where {item!r}: expected KEY=VALUE")
+        m = WHERE.match(item)
+        if not m:
+            raise AnalysisError(f"--where {item!r}: expected KEY=VALUE, KEY!=VALUE or KEY<=VALUE (also <, >, >=)")
+        key, op, value = m.groups()
         if key not in table:
             raise AnalysisError(f"--where: unknown key {key!r}; {known}")
+        numbers = pd.to_numeric(table[key], errors="coerce").to_numpy(float)
         try:
-            numbers = pd.to_numeric(table[key], errors="coerce").to_numpy(float)
-            mask = np.isclose(numbers, float(value), rtol=1e-9, atol=1e-12)
+            number = float(value)
         except ValueError:
-            mask = table[key].astype(str).to_numpy() == value
-        notes.append(f"--where {key}={value}: kept {int(mask.sum())} of {len(table)} runs")
+            number = None
+        if op in COMPARE and (number is None or np.isnan(numbers).all()):
+            raise AnalysisError(f"--where {item!r}: {op} compares numbers; {key} or {value!r} is not a number")
+        equal = (np.isclose(numbers, number, rtol=1e-9, atol=1e-12) if number is not None
+                 else table[key].astype(str).to_numpy() == value)
+        if op in COMPARE:  # a value within rounding of the bound counts as equal to it
+            mask = (COMPARE[op](numbers, number) & ~equal) | (equal & ("=" in op))
+        else:
+            mask = ~equal if op == "!=" else equal
+        notes.append(f"--where {key}{op}{value}: kept {int(mask.sum())} of {len(table)} runs")
         table = table[mask]
     return table, notes
 

@@ -133,17 +133,17 @@ MISSING_HANDLE = Line2D([], [], linestyle="none", marker="x", color="0.3", marke
                         label="missing cell (no runs)")
 
 
-def error_curve(ax, x, mean, std, n, n_typical, color, text, fit) -> set:
+def error_curve(ax, x, mean, std, n, missing, n_typical, color, text, fit) -> set:
     """One curve's cell means with std bars, its logistic ``fit`` dashed (where there is one),
-    cells without runs crossed and points off the typical n labelled: what was drawn ("fit",
+    its ``missing`` cells crossed and points off the typical n labelled: what was drawn ("fit",
     "missing"), for the legend."""
     ax.errorbar(x, mean, yerr=np.nan_to_num(std), marker="o", color=color, capsize=4, label=text, linewidth=2)
-    drawn = {"missing"} if (n == 0).any() else set()
+    drawn = {"missing"} if missing.any() else set()
     if np.isfinite(fit[3]):
         xf = np.linspace(x.min(), x.max(), 200)
         ax.plot(xf, sigmoid(xf, *fit), color=color, linestyle="--", linewidth=1, alpha=0.8)
         drawn.add("fit")
-    mark_missing(ax, x[n == 0], color)
+    mark_missing(ax, x[missing], color)
     annotate_n(ax, x, mean, n, n_typical, color)
     return drawn
 

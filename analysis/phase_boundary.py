@@ -244,7 +244,7 @@ def draw_curves(ax, p, args, colors) -> None:
     n_full, drawn = FG.typical_n(p.cells["n"]), set()
     for c, e in zip(p.curves, p.crossings):
         x, m, sd, n = p.curve(args.curve_key, c, args.x_key)
-        drawn |= FG.error_curve(ax, x, m, sd, n, n_full, colors[c], FG.label(args.curve_key, c), e.fit)
+        drawn |= FG.error_curve(ax, x, m, sd, n, p.missing(n), n_full, colors[c], FG.label(args.curve_key, c), e.fit)
         drawn |= FG.runs_strip(ax, p, p.curves.index(c), colors[c], args.collapse_error)
         lc, lo, hi = e.lam_c
         if np.isfinite(lc):

@@ -43,6 +43,15 @@ class Grid:
         cs = self.cells[self.cells[key] == value]
         return tuple(cs[k].to_numpy(float) for k in (x_key, "mean", "std", "n"))
 
+    def missing(self, n) -> np.ndarray:
+        """Where a curve's cells (``n`` by ascending x) are missing from the grid: no runs at an
+        x where at least half the curves have some. An x that only another curve's adaptive
+        sweep placed is not missing."""
+        has_runs = np.zeros((len(self.curves), self.xs.size), bool)
+        for i, j in self.where:
+            has_runs[i, j] = True
+        return (np.asarray(n) == 0) & (has_runs.mean(axis=0) >= 0.5)
+
     def means(self, samples) -> np.ndarray:
         """Cell means of (resampled) ``samples``: shape (batch..., curves, xs), NaN where empty."""
         batch = samples[0].shape[:-1]

@@ -14,6 +14,7 @@ import pandas as pd
 
 from analysis import figures as FG
 from analysis.output import write_text
+from dgl.config import LAM_RANGE
 
 
 def split_gaps(lo: float, hi: float, grid, n: int) -> list[tuple[float, float, float]]:
@@ -76,6 +77,13 @@ def suggest(echo, args, runs: pd.DataFrame, curve_key: str, plans, prog: str) ->
         if math.isnan(lo) or math.isnan(hi):
             echo(f"  {head}: no estimate to refine ({what}); widen the {x} grid by hand")
             continue
+        if args.x_key == "lam":  # the trainer refuses a lam outside LAM_RANGE
+            lo, hi = max(lo, LAM_RANGE[0]), min(hi, LAM_RANGE[1])
+            if not lo < hi:
+                above = side == "above the grid"
+                echo(f"  {head}: {what} lies {'above' if above else 'below'} {x}={LAM_RANGE[above]:g}, the "
+                     f"{'largest' if above else 'smallest'} {x} the trainer accepts: nothing to place")
+                continue
         new = split_gaps(lo, hi, xs, args.suggest)
         reasons = [f"{x}={FG.fmt(m)}: halves the widest gap {a:.4g}-{b:.4g} of {what} "
                    f"[{lo:.4g}, {hi:.4g}]{' (' + side + ')' if side else ''}" for m, a, b in new]

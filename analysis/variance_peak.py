@@ -328,10 +328,10 @@ def draw_main(panels, args, measure):
         for s, z in p.sizes.items():
             c, lab = colors[s], FG.label(args.size_key, s)
             x, m, sd, n = p.curve(args.size_key, s, args.x_key)
-            drawn |= FG.error_curve(ax_e, x, m, sd, n, n_full, c, lab, z.fit)
+            drawn |= FG.error_curve(ax_e, x, m, sd, n, p.missing(n), n_full, c, lab, z.fit)
             drawn |= FG.runs_strip(ax_e, p, p.curves.index(s), c, args.collapse_error)
             ax_s.plot(x, sd, marker="s", color=c, label=lab, linewidth=2)
-            FG.mark_missing(ax_s, x[n == 0], c)
+            FG.mark_missing(ax_s, x[p.missing(n)], c)
             FG.annotate_n(ax_s, x, sd, n, n_full, c)
             (h, hlo, hhi), (loc, llo, lhi) = z.peak_std, z.peak_x
             if np.isfinite(h):

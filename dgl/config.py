@@ -26,6 +26,8 @@ class ConfigError(ValueError):
 
 # ------------------------------------------------------------------------------ schema
 
+LAM_RANGE = (0.0, 1.0)  # the weight of the clean gradient: lam = 1 uses it alone
+
 @dataclass
 class ModelConfig:
     name: str = MISSING
@@ -113,7 +115,8 @@ def validate(cfg):
     the schema's job (Hydra checks them while composing); this checks keys Hydra let in,
     ranges, choices and cross-key rules."""
     _check_keys(cfg, Config)
-    _check(math.isfinite(cfg.lam) and 0 <= cfg.lam <= 1, "lam", cfg.lam, "[0, 1]")
+    _check(math.isfinite(cfg.lam) and LAM_RANGE[0] <= cfg.lam <= LAM_RANGE[1], "lam", cfg.lam,
+           f"[{LAM_RANGE[0]:g}, {LAM_RANGE[1]:g}]")
     _check(math.isfinite(cfg.lr) and cfg.lr > 0, "lr", cfg.lr, "> 0")
     _check(0 <= cfg.seed < 2**32, "seed", cfg.seed, "an integer in [0, 2**32)")
     from dgl.data import DATASETS

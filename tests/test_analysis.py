@@ -20,7 +20,7 @@ import pytest
 sys.path.insert(0, os.path.dirname(__file__))
 import analysis_fixtures as F
 
-from analysis import collect, runs
+from analysis import cli, collect, runs
 from analysis import phase_boundary as PB
 from analysis import stats as S
 from analysis import variance_peak as VP
@@ -246,6 +246,30 @@ def test_variance_peak_options(q1, tmp_path):
     assert cells["chi"].max() == pytest.approx(expect, rel=1e-6)
     assert (tmp_path / "variance_peak.pdf").stat().st_size > 0
     assert_png(tmp_path / "variance_peak.png")
+
+
+def test_a_cell_is_missing_only_where_the_grid_is_shared():
+    """Curve a has no run at 0.6, where b and c have; c's adaptive sweep alone placed 0.57:
+    a and b are not missing there."""
+    cells = {"a": [0.5, 0.55], "b": [0.5, 0.55, 0.6], "c": [0.5, 0.57, 0.6]}
+    df = pd.DataFrame([{"curve": k, "lam": x, "y": 0.2, "status": "completed"} for k, xs in cells.items() for x in xs])
+    (g,) = S.grids(df, None, "curve", "lam")
+    missing = {k: list(g.xs[g.missing(g.curve("curve", k, "lam")[3])]) for k in cells}
+    assert missing == {"a": [0.6], "b": [], "c": [0.55]}
+
+
+def test_where_compares_numbers_and_refuses_a_comparison_it_cannot_make():
+    table = pd.DataFrame({"lam": [0.5, 0.9, 0.9 + 1e-12, 1.0], "model.name": ["resnet18", "tv_resnet18"] * 2})
+    kept = {item: list(cli.where(table, [item], "")[0]["lam"].round(6))
+            for item in ("lam<=0.9", "lam<0.9", "lam>=0.9", "lam>0.9", "lam=0.9", "lam!=0.9")}
+    assert kept == {"lam<=0.9": [0.5, 0.9, 0.9], "lam<0.9": [0.5], "lam>=0.9": [0.9, 0.9, 1.0],
+                    "lam>0.9": [1.0], "lam=0.9": [0.9, 0.9], "lam!=0.9": [0.5, 1.0]}
+    both, notes = cli.where(table, ["lam >= 0.9", "model.name!=tv_resnet18"], "")
+    assert list(both["lam"].round(6)) == [0.9] and notes[-1] == "--where model.name!=tv_resnet18: kept 1 of 3 runs"
+    with pytest.raises(runs.AnalysisError, match=r"--where 'model.name<3': < compares numbers"):
+        cli.where(table, ["model.name<3"], "")
+    with pytest.raises(runs.AnalysisError, match="expected KEY=VALUE"):
+        cli.where(table, ["lam"], "")
 
 
 # --------------------------------------------------------------------------- Q3

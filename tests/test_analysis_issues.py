@@ -1,6 +1,6 @@
-"""analysis/: issue 12 (honest lambda_c, the notebooks' files, --suggest, the collapse) and the
-analysis items of issue 9 (bad values flagged, checks before work, pooled experiments, what
-collect writes, figures for sparse data), each on planted data."""
+"""analysis/: an honest lambda_c, the notebooks' files, --suggest, the collapse; bad values
+flagged, checks before work, pooled experiments, what collect writes, figures for sparse
+data. Each on planted data, --suggest's bounds on real runs."""
 
 from __future__ import annotations
 
@@ -34,7 +34,7 @@ def run_main(main, argv):
     return rc, out.getvalue(), err.getvalue()
 
 
-# --------------------------------------------------------------------------- issue 12
+# --------------------------------------------------------------------------- lambda_c, notebooks, --suggest
 
 
 def test_lambda_c_interval_covers_a_crossing_between_grid_points(tmp_path):
@@ -112,6 +112,20 @@ def test_suggest_places_points_at_the_planted_transition(tmp_path):
     assert str(params.seed) == "0,1,2,3,4" and float(params.lr) == 0.1 and params.model == "tv_resnet18"
 
 
+def test_suggest_places_no_lambda_the_trainer_refuses(tmp_path):
+    """Real Fashion-MNIST runs: at lr 0.05 and 0.1 the error stays below the threshold up to
+    lambda 1, the largest lambda there is; nothing is suggested past it."""
+    q3 = os.path.join(REPO, "docs", "findings", "runs", "q3_locate_fashion_mnist_30ep")
+    rc, text, err = run_main(PB.main, [q3, "--out", str(tmp_path), "--n-boot", "100", "--threshold", "0.55", "--suggest", "3"])
+    assert rc == 0, err
+    lines = text[text.index("--- Next grid"):].splitlines()
+    new = [float(ln.split("λ=")[1].split(":")[0]) for ln in lines if ln.startswith("    λ=")]
+    assert len(new) == 3 and all(0 <= v <= 1 for v in new)  # lr 0.2's only
+    for lr in ("0.05", "0.1"):
+        assert (f"  η=0.8, lr={lr}: the λ_c interval lies above λ=1, the largest λ the trainer accepts: "
+                "nothing to place") in lines
+
+
 def test_collapse_recovers_planted_lambda_c_and_nu(tmp_path):
     """The Q1 tree: width-w curves are one logistic in (lambda - peak) * w^(1/2) / 0.016."""
     F.plant_q1(str(tmp_path / "q1"))
@@ -128,7 +142,7 @@ def test_collapse_recovers_planted_lambda_c_and_nu(tmp_path):
     assert os.path.getsize(tmp_path / "o" / "variance_peak_collapse.png") > 10_000
 
 
-# --------------------------------------------------------------------------- issue 9
+# --------------------------------------------------------------------------- bad values, checks, pooling
 
 
 def test_non_finite_values_are_flagged_by_path(tmp_path):
@@ -244,7 +258,7 @@ def test_analysis_never_imports_torch():
 
 
 def test_lambda_c_lies_where_the_means_cross_even_when_a_late_collapse_pulls_the_logistic(tmp_path):
-    """The shape issue 11's fp32 runs have: the mean rises gently through 0.25 between 0.55 and
+    """The shape of the fp32 runs of docs/VALIDATION.md: the mean rises gently through 0.25 between 0.55 and
     0.60, then two seeds of five collapse to chance at 0.70. The logistic's step goes to the
     collapse (it put lambda_c at 0.646, outside the 0.55-0.60 bracket); lambda_c must stay in it."""
     errors = {0.45: [0.196, 0.200, 0.208, 0.205, 0.197], 0.50: [0.198, 0.193, 0.212, 0.203, 0.209],

@@ -1,5 +1,5 @@
 """A job folder answers only for its own config, and bad input is refused before anything
-runs (issue 9): the schema, one-line errors, the preflight of single runs and of every job
+runs: the schema, one-line errors, the preflight of single runs and of every job
 of a sweep, identity checks before skip or resume, length-safe folder names, `list`."""
 
 import json

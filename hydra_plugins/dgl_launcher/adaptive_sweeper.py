@@ -31,6 +31,8 @@ from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
+from dgl.config import LAM_RANGE
+
 PLACED = ("lam", "lam_index", "seed")  # keys the sweeper sets itself
 ADAPTIVE = "adaptive.json"
 
@@ -53,7 +55,7 @@ class AdaptiveSweeperConf:
     chance_error: float = 0.9
     confidence: float = 0.95
     n_boot: int = 300
-    lam_bounds: Any = field(default_factory=lambda: [0.0, 1.0])  # lambda is never placed outside
+    lam_bounds: Any = field(default_factory=lambda: list(LAM_RANGE))  # lambda is never placed outside
     metric: str = "best_error"  # the error read from each result.json
     max_rounds: int = 30
 
