@@ -5,7 +5,8 @@ import pytest
 from tests.helpers import make_cfg
 
 
-@pytest.mark.parametrize("experiment", ["q1_locate", "q3_locate", "q1_adaptive", "q3_adaptive"])
+@pytest.mark.parametrize("experiment", ["q1_locate", "q3_locate", "q1_adaptive", "q3_adaptive",
+                                        "q1_transition", "q3_transition"])
 def test_a_study_moves_to_cifar10_with_data_and_epochs_alone(experiment):
     sweeper = ["hydra/sweeper=adaptive"] if experiment.endswith("adaptive") else []
     fmnist = make_cfg([f"experiment={experiment}", *sweeper])
