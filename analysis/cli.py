@@ -61,6 +61,11 @@ def script_parser(prog: str, description: str) -> OneLineParser:
     add("--suggest", type=int, default=0, metavar="N", help="print N new lambda values per curve for the next sweep")
     add("--experiment-dir", metavar="DIR",
         help="with --suggest: also write them as Hydra experiment files here (e.g. conf/experiment), one per curve")
+    add("--span", action="store_true",
+        help="with --suggest N: N values spread evenly in P(collapse) from 0.1 to 0.9 of each curve's fitted "
+             "logistic (the transition's shape), instead of inside the interval of its estimate")
+    add("--seeds", type=int, default=0, metavar="N",
+        help="with --experiment-dir: seeds 0..N-1 in the files (default: the seeds the runs used)")
     return p
 
 
@@ -85,6 +90,12 @@ def check(args) -> None:
         raise AnalysisError("--n-boot and --suggest must be >= 0")
     if getattr(args, "experiment_dir", None) and not args.suggest:
         raise AnalysisError("--experiment-dir writes the --suggest N values: give --suggest N")
+    if getattr(args, "span", False) and not args.suggest:
+        raise AnalysisError("--span places the --suggest N values: give --suggest N")
+    if getattr(args, "seeds", 0) and not getattr(args, "experiment_dir", None):
+        raise AnalysisError("--seeds sets the seeds of the --experiment-dir files: give --experiment-dir")
+    if getattr(args, "seeds", 0) < 0:
+        raise AnalysisError("--seeds must be >= 0")
     if hasattr(args, "panel_key"):
         args.panel_key = None if args.panel_key in ("none", "None", "") else args.panel_key
     first = args.dirs[0]

@@ -337,7 +337,8 @@ def run(args) -> int:
     echo_summary(echo, panels, args)
     if args.suggest:
         what = f"the {FG.sym(args.x_key)}_c interval"
-        plans = [(p.value, c, p.xs, *e.lam_c[1:], what) for p in panels for c, e in zip(p.curves, p.crossings)]
+        plans = [(p.value, c, p.xs, *e.lam_c[1:], what, f)
+                 for p in panels for c, e, f in zip(p.curves, p.crossings, p.logits)]
         suggest(echo, args, runs.df, args.curve_key, plans, "python -m analysis.phase_boundary")
     describe = (f"metric: `{args.metric}`; curves by `{args.curve_key}`, panels by `{args.panel_key}`, "
                 f"x `{args.x_key}`; threshold {args.threshold:.2f}; a run is collapsed when {args.metric} > {args.collapse_error:.3f}")

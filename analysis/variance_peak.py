@@ -463,7 +463,8 @@ def run(args) -> int:
     echo_collapse(echo, panels, args)
     if args.suggest:
         what = f"the {FG.sym(args.x_key)} interval of the variance peak"
-        plans = [(p.value, s, p.xs, *z.peak_x[1:], what) for p in panels for s, z in p.sizes.items()]
+        plans = [(p.value, s, p.xs, *z.peak_x[1:], what, f)
+                 for p in panels for (s, z), f in zip(p.sizes.items(), p.logits)]
         suggest(echo, args, runs.df, args.size_key, plans, "python -m analysis.variance_peak")
     describe = (f"metric: `{args.metric}`; size key `{args.size_key}`, panels by `{args.panel_key}`, x `{args.x_key}`; "
                 f"a run is collapsed when {args.metric} > {args.collapse_error:.3f}")

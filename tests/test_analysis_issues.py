@@ -126,6 +126,51 @@ def test_suggest_places_no_lambda_the_trainer_refuses(tmp_path):
                 "nothing to place") in lines
 
 
+def test_span_spreads_a_grid_across_the_transition_and_writes_a_plain_grid_from_an_adaptive_sweep(tmp_path):
+    """Real runs of an adaptive sweep: --span puts N lambdas at P(collapse) 0.1..0.9 of the fitted
+    logistic, and the file (10 seeds) composes under the plain sweeper into the runs' config."""
+    runs_dir = os.path.join(REPO, "docs", "findings", "runs", "q1_adaptive_fashion_mnist_30ep_width0.125")
+    conf = tmp_path / "conf"
+    shutil.copytree(os.path.join(REPO, "conf"), conf)
+    rc, text, err = run_main(VP.main, [runs_dir, "--out", str(tmp_path / "o"), "--n-boot", "50", "--collapse-error", "0.55",
+                                      "--suggest", "6", "--span", "--experiment-dir", str(conf / "experiment"),
+                                      "--seeds", "10"])
+    assert rc == 0, err
+    lines = text[text.index("--- Next grid"):].splitlines()
+    new = [float(ln.split("λ=")[1].split(":")[0]) for ln in lines if ln.startswith("    λ=")]
+    ps = [float(ln.split("P(collapse)=")[1].split(" ")[0]) for ln in lines if ln.startswith("    λ=")]
+    assert len(new) == 6 and new == sorted(new) and ps[0] == 0.10 and ps[-1] == 0.90
+    assert 0.45 < new[0] < 0.55 < new[-1] < 0.65  # around width 0.125's lambda_c, 0.547
+    (path,) = [ln.split("wrote ")[1] for ln in lines if "wrote " in ln and ln.endswith(".yaml")]
+    with open(path, encoding="utf-8") as f:
+        assert "data.root" not in f.read()  # a place is not part of a grid
+    from hydra import compose, initialize_config_dir
+    from omegaconf import OmegaConf
+
+    import dgl.config  # noqa: F401  (registers dgl_schema)
+    from dgl.identity import differences
+
+    plain = ["lam=0.5", "seed=3", "data.root=/data", "model.width=0.125"]
+    with initialize_config_dir(config_dir=str(conf), version_base="1.3"):
+        grid = compose("config", overrides=[f"experiment={os.path.basename(path)[:-5]}", *plain],
+                       return_hydra_config=True)
+        sweep = compose("config", overrides=["experiment=q1_adaptive", "hydra/sweeper=adaptive", *plain])
+    params = grid.hydra.sweeper.params
+    assert [float(v) for v in str(params.lam).split(",")] == new and str(params.seed) == "0,1,2,3,4,5,6,7,8,9"
+    grid = OmegaConf.to_container(grid, resolve=False)
+    grid.pop("hydra")
+    grid = OmegaConf.to_container(OmegaConf.create(grid), resolve=True)
+    keys = {k for k, _, _ in differences(grid, OmegaConf.to_container(sweep, resolve=True))}
+    assert keys == {"name", "train.precision"}  # the recorded precision (bf16) where the sweep said auto
+
+
+def test_span_and_seeds_need_what_they_refine(tmp_path):
+    for argv, message in ((["--span"], "--span places the --suggest N values"),
+                          (["--suggest", "2", "--seeds", "5"], "--seeds sets the seeds of the --experiment-dir files")):
+        rc, _, err = run_main(PB.main, [str(tmp_path), *argv])
+        assert rc == 2 and message in err
+
+
 def test_collapse_recovers_planted_lambda_c_and_nu(tmp_path):
     """The Q1 tree: width-w curves are one logistic in (lambda - peak) * w^(1/2) / 0.016."""
     F.plant_q1(str(tmp_path / "q1"))
