@@ -74,7 +74,7 @@ def composes(experiment: str) -> bool:
     try:
         compose([f"experiment={experiment}"])
         return True
-    except Exception:
+    except Exception:  # Hydra's composition errors (an unknown experiment too): build on the runs instead
         return False
 
 
@@ -92,13 +92,14 @@ def recorded_choices(run: pd.Series) -> tuple[dict, dict]:
     return choices, values
 
 
-def _same(a, b) -> bool:
-    if pd.isna(a) if not isinstance(a, (list, tuple, dict)) else False:
-        return b is None or (isinstance(b, float) and math.isnan(b))
+def _same(recorded, default) -> bool:
+    """Whether a recorded value (NaN where it was None) is a config default."""
+    if default is None:
+        return recorded is None or (isinstance(recorded, float) and math.isnan(recorded))
     try:
-        return float(a) == float(b)
+        return float(recorded) == float(default)
     except (TypeError, ValueError):
-        return str(a) == str(b)
+        return str(recorded) == str(default)
 
 
 def experiment_file(runs: pd.DataFrame, x_key: str, values, reasons: list[str], prog: str,
