@@ -257,3 +257,16 @@ def test_a_collapse_probability_that_levels_off_below_one_is_named():
     assert lo <= 0.5 <= hi < 1 and "levels off" in C.describe_fit(plateau, "λ", FG.fci, FG.fnum)
     rising = C.fit_logistic(x, np.round(n * expit((x - 0.6) / 0.05)), n)
     assert math.isnan(rising.ceiling[0]) and "levels off" not in C.describe_fit(rising, "λ", FG.fci, FG.fnum)
+
+
+def test_a_planned_grid_resolves_lambda_c_better_with_more_seeds_and_covers_it():
+    from benchmarks.collapse_design import main, simulate
+
+    lams, rng = [0.45, 0.5, 0.53, 0.56, 0.6, 0.65], np.random.default_rng(0)
+    few, many = (simulate(lams, seeds, 0.55, 20.0, 60, rng) for seeds in (5, 20))
+    width = {k: np.nanmedian(s["lam_c"][:, 2] - s["lam_c"][:, 1]) for k, s in (("few", few), ("many", many))}
+    assert width["many"] < 0.7 * width["few"]  # ~1/sqrt(4) of it
+    lo, hi = many["lam_c"][:, 1], many["lam_c"][:, 2]
+    assert np.mean((lo <= 0.55) & (0.55 <= hi)) >= 0.85
+    with pytest.raises(SystemExit):
+        main(["--study", "--lam", "0.5"])  # one or the other
