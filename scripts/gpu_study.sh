@@ -8,7 +8,9 @@
 # The finished runs live in git under $KEEP_DIR/<sweep>/<job>/ (default docs/validation/runs) (result.json,
 # metrics.csv, config.yaml). They are copied into outputs/<sweep>/ first, so the launcher
 # finds them finished and runs only the rest; at the end every finished run goes to
-# $OUT/<sweep>.tar.gz (unpack it into docs/validation/runs/ and commit).
+# $OUT/<sweep>.tar.gz (unpack it into docs/validation/runs/ and commit). Several sweeps may run
+# at once, each in the background with its own cap: their jobs share the GPUs, and one sweep's
+# idle slots (an adaptive round's last runs) go to the others.
 set -u
 cap=$1 experiment=$2
 shift 2
