@@ -169,7 +169,7 @@ def estimate(runs, opt: Options) -> Estimate:
             thin = tuple(float(xs[i]) for i in near if ns[i] < opt.min_cell_runs)
     # the collapse probability
     k = np.array([(s > thr).sum() for s in samples], dtype=float)
-    fit = C.fit_logistic(xs, k, ns, opt.confidence)
+    fit = C.fit_logistic(xs, k, ns, opt.confidence, window=False)  # the range is chosen to hold a rise
     collapse_c = tuple(float(v) for v in fit.lam_c)
 
     full = fit.fitted and not fit.why

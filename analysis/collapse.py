@@ -157,6 +157,7 @@ class Logit:
     n_runs: int
     n_collapsed: int
     ceiling: tuple = NAN3  # (level, low, high) where P levels off below 1 (see levels_off)
+    falls: tuple = ()  # where P falls again past lambda_c (see falls_again); () where it does not
 
     @property
     def fitted(self) -> bool:
@@ -172,9 +173,11 @@ class Logit:
                 (np.sign(b) * (np.asarray(x, dtype=float) - lc) > 0).astype(float)
 
 
-def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) -> Logit:
+def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS, window: bool = True) -> Logit:
     """The binomial logistic of one curve's cells (``k`` of ``n`` collapsed at ``x``), with
-    profile-likelihood intervals; refuses, saying why, where there is too little to fit."""
+    profile-likelihood intervals; refuses, saying why, where there is too little to fit. Also
+    tested: whether P levels off below 1 (levels_off) and, with ``window``, whether it falls
+    again (falls_again)."""
     x, k, n = (np.asarray(v, dtype=float) for v in (x, k, n))
     ok = n > 0
     x, k, n = x[ok], k[ok], n[ok]
@@ -234,7 +237,10 @@ def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS) ->
     s_lo = _bound(fb, b1, -abs(b1) / 4 - 1 / span, -big, q)
     s_hi = _bound(fb, b1, abs(b1) / 4 + 1 / span, big, q)
     slope = (b1, -math.inf if s_lo <= -big else s_lo, math.inf if s_hi >= big else s_hi)
-    return Logit(lam, slope, "", total, kc, levels_off(x, k, n, dmin, (b1, lc), confidence))
+    ceiling, d_ceiling = levels_off(x, k, n, dmin, (b1, lc), confidence)
+    # a fall must fit better than the better of the logistic and a level below 1 (which a window nests)
+    against = (d_ceiling, 1) if math.isfinite(ceiling[0]) else (dmin, 2)
+    return Logit(lam, slope, "", total, kc, ceiling, falls_again(x, k, n, *against, (b1, lc), confidence) if window else ())
 
 
 def _nll_ceiling(theta, x, k, n, level=None):
@@ -245,11 +251,12 @@ def _nll_ceiling(theta, x, k, n, level=None):
     return -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
 
 
-def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.95) -> tuple:
+def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.95) -> tuple[tuple, float]:
     """Whether P(collapse) levels off below 1: P = c expit(b (x - x0)) against the logistic
     (c = 1) by a likelihood-ratio test. Where c = 1 is rejected at ``confidence``: (c, low,
     high) with c's profile interval; else NAN3. A curve that levels off at c < 1 never reaches
-    P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way."""
+    P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way.
+    Second: the deviance of the levelling-off fit."""
     sat = float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))  # saturated
 
     def best(starts, level=None):
@@ -261,11 +268,43 @@ def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.9
     d_full = 2 * (full.fun + sat)
     q = scipy.stats.chi2.ppf(confidence, 1)
     if deviance_logistic - d_full <= q:
-        return NAN3
+        return NAN3, d_full
     levels = np.linspace(0.02, 0.98, 49)
     prof = np.array([2 * (best([full.x[:2], start], c).fun + sat) - d_full for c in levels])
     inside = levels[prof <= q]
-    return (float(levels[np.argmin(prof)]), float(inside.min()), float(inside.max())) if inside.size else NAN3
+    return (float(levels[np.argmin(prof)]), float(inside.min()), float(inside.max())) if inside.size else NAN3, d_full
+
+
+def _nll_window(theta, x, k, n):
+    """-log likelihood of P = expit(b1 (x - a)) expit(-b2 (x - c)): a rise at a, a fall at c."""
+    t1, a, t2, c = theta
+    b1, b2 = np.exp(np.clip((t1, t2), -30, 30))  # slopes > 0, kept finite
+    p = np.clip(scipy.special.expit(b1 * (x - a)) * scipy.special.expit(-b2 * (x - c)), 1e-12, 1 - 1e-12)
+    return -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
+
+
+def falls_again(x, k, n, deviance: float, df: int, start, confidence: float = 0.95) -> tuple:
+    """Whether P(collapse) falls again after its rise (a window, which one logistic
+    misdescribes): P = expit(b1 (x - a)) expit(-b2 (x - c)) against a simpler fit of
+    ``deviance`` (the logistic, 2 parameters fewer, or the logistic levelling off below 1, which
+    the window nests as the fall flattens: 1 fewer) by a likelihood-ratio test with ``df``.
+    Where the window fits better at ``confidence``: (c, p), c where P falls; else ()."""
+    if deviance <= scipy.stats.chi2.ppf(confidence, df):
+        return ()  # the window's deviance is >= 0: it cannot fit better by enough
+    b1, lc = start
+    if b1 <= 0:  # P falls with x: the same test on -x
+        x, lc, b1 = -x, -lc, -b1
+    sat = float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))
+    span = float(np.ptp(x)) or 1.0
+    t = math.log(max(b1, 4 / span))
+    starts = [(t, a0, math.log(20 / span), c0) for a0 in (lc, np.quantile(x, 0.3))
+              for c0 in np.quantile(x, [0.7, 0.9])]
+    fit = min((minimize(_nll_window, s0, args=(x, k, n), method="Nelder-Mead",
+                        options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000}) for s0 in starts),
+              key=lambda f: f.fun)
+    p = float(scipy.stats.chi2.sf(max(deviance - 2 * (fit.fun + sat), 0.0), df))
+    c = float(fit.x[3]) * (1 if start[0] > 0 else -1)
+    return (c, p) if p < 1 - confidence and np.min(x) < fit.x[3] < np.max(x) else ()
 
 
 # --------------------------------------------------------------------------- across sizes
@@ -481,7 +520,8 @@ def logit_cols(x_key: str, fit: Logit) -> dict:
     s, slo, shi = fit.slope
     return {"n_collapsed": fit.n_collapsed, f"{x_key}_c_P50": e, f"{x_key}_c_P50_lo": lo, f"{x_key}_c_P50_hi": hi,
             "logit_slope": s, "logit_slope_lo": slo, "logit_slope_hi": shi, "collapse_fit_note": fit.why,
-            "P_ceiling": fit.ceiling[0], "P_ceiling_lo": fit.ceiling[1], "P_ceiling_hi": fit.ceiling[2]}
+            "P_ceiling": fit.ceiling[0], "P_ceiling_lo": fit.ceiling[1], "P_ceiling_hi": fit.ceiling[2],
+            "P_falls_at": fit.falls[0] if fit.falls else math.nan, "P_falls_p": fit.falls[1] if fit.falls else math.nan}
 
 
 def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> str:
@@ -496,7 +536,11 @@ def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> s
             + f", slope d logit P / d{x} = "
             f"{fnum(s, '.1f')} {fci(slo, shi, '.1f')}" + (f"\n    note: {fit.why}" if fit.why else "")
             + (f"\n    note: P levels off at {c:.2f} [{clo:.2f}, {chi:.2f}], below 1 (likelihood ratio against the "
-               f"logistic): {x}_c(P=0.5) is not a crossing these runs show" if math.isfinite(c) else ""))
+               f"logistic): {x}_c(P=0.5) is not a crossing these runs show" if math.isfinite(c) else "")
+            + (f"\n    note: P falls again near {x}={fit.falls[0]:.3g} (a rise and a fall fit better than a logistic, "
+               f"levelling off or not: "
+               f"likelihood ratio p = {fit.falls[1]:.2g}): a window, which one logistic misdescribes; restrict the "
+               f"fit to its rise with --where" if fit.falls else ""))
 
 
 def moves(curves, fits, label) -> tuple[str, str]:

@@ -37,7 +37,7 @@ def simulate(lams, seeds: int, lam_c: float, slope: float, reps: int, rng) -> di
     x = np.asarray(lams, dtype=float)
     n = np.full(x.size, seeds)
     p = expit(slope * (x - lam_c))
-    fits = [fit_logistic(x, rng.binomial(n, p), n) for _ in range(reps)]
+    fits = [fit_logistic(x, rng.binomial(n, p), n, window=False) for _ in range(reps)]
     return {"lam_c": np.array([f.lam_c for f in fits], dtype=float),
             "slope": np.array([f.slope for f in fits], dtype=float),
             "runs": int(n.sum()), "lam_c_true": lam_c, "slope_true": slope}

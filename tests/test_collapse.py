@@ -270,3 +270,21 @@ def test_a_planned_grid_resolves_lambda_c_better_with_more_seeds_and_covers_it()
     assert np.mean((lo <= 0.55) & (0.55 <= hi)) >= 0.85
     with pytest.raises(SystemExit):
         main(["--study", "--lam", "0.5"])  # one or the other
+
+
+def test_a_collapse_probability_that_falls_again_is_named_and_a_plateau_is_not():
+    x, n = np.round(np.arange(0.3, 1.01, 0.1), 2), np.full(8, 10.0)
+    fits = {name: C.fit_logistic(x, np.array(k, float), n) for name, k in
+            (("window", [0, 0, 3, 9, 10, 10, 1, 0]), ("plateau", [0, 0, 3, 5, 5, 5, 5, 5]),
+             ("rise", [0, 0, 3, 9, 10, 10, 10, 10]))}
+    assert fits["window"].falls and 0.8 < fits["window"].falls[0] < 0.95 and fits["window"].falls[1] < 1e-6
+    assert not fits["plateau"].falls and not fits["rise"].falls
+    text = C.describe_fit(fits["window"], "λ", lambda lo, hi, f: f"[{lo:{f}}, {hi:{f}}]", lambda v, f: f"{v:{f}}")
+    assert "note: P falls again near λ=0.899" in text and "restrict the fit to its rise with --where" in text
+    # 7 lambdas x 5 runs, 100 draws each (docs/ANALYSIS.md quotes these rates)
+    rng, x, n = np.random.default_rng(1), np.linspace(0.4, 0.7, 7), np.full(7, 5.0)
+    shapes = {"logistic": expit(25 * (x - 0.55)), "plateau": 0.6 * expit(40 * (x - 0.5)),
+              "window": 0.95 * expit(40 * (x - 0.45)) * expit(-40 * (x - 0.66))}
+    rate = {name: np.mean([bool(C.fit_logistic(x, rng.binomial(5, p).astype(float), n).falls) for _ in range(100)])
+            for name, p in shapes.items()}
+    assert rate["logistic"] <= 0.05 and rate["plateau"] <= 0.10 and rate["window"] >= 0.8, rate
