@@ -157,7 +157,7 @@ class Logit:
     n_runs: int
     n_collapsed: int
     ceiling: tuple = NAN3  # (level, low, high) where P levels off below 1 (see levels_off)
-    falls: tuple = ()  # where P falls again past lambda_c (see falls_again); () where it does not
+    falls: tuple = ()  # (where, p) where P falls again after its rise (see falls_again); () where not
 
     @property
     def fitted(self) -> bool:
@@ -243,12 +243,29 @@ def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS, wi
     return Logit(lam, slope, "", total, kc, ceiling, falls_again(x, k, n, *against, (b1, lc), confidence) if window else ())
 
 
+def _binomial_nll(p, k, n) -> float:
+    """-log likelihood of ``k`` of ``n`` collapsed at probability ``p`` (binomial coefficients left out)."""
+    p = np.clip(p, 1e-12, 1 - 1e-12)
+    return -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
+
+
+def _saturated_nll(k, n) -> float:
+    """_binomial_nll at each cell's own fraction: deviance = 2 (nll - this)."""
+    return -float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))
+
+
+def _best_fit(nll, starts, args):
+    """The lowest of Nelder-Mead minimisations of ``nll`` from each start."""
+    fits = [minimize(nll, s0, args=args, method="Nelder-Mead", options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000})
+            for s0 in starts]
+    return min(fits, key=lambda f: f.fun)
+
+
 def _nll_ceiling(theta, x, k, n, level=None):
     """-log likelihood of P = level * expit(b (x - x0)); theta = (b, x0[, logit level])."""
     b, x0 = theta[0], theta[1]
     c = scipy.special.expit(theta[2]) if level is None else level
-    p = np.clip(c * scipy.special.expit(b * (x - x0)), 1e-12, 1 - 1e-12)
-    return -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
+    return _binomial_nll(c * scipy.special.expit(b * (x - x0)), k, n)
 
 
 def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.95) -> tuple[tuple, float]:
@@ -257,30 +274,25 @@ def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.9
     high) with c's profile interval; else NAN3. A curve that levels off at c < 1 never reaches
     P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way.
     Second: the deviance of the levelling-off fit."""
-    sat = float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))  # saturated
-
-    def best(starts, level=None):
-        fits = [minimize(_nll_ceiling, s0, args=(x, k, n, level), method="Nelder-Mead",
-                         options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000}) for s0 in starts]
-        return min(fits, key=lambda f: f.fun)
-
-    full = best([(*start, t) for t in (0.0, 2.0, -1.0)])
-    d_full = 2 * (full.fun + sat)
+    sat = _saturated_nll(k, n)
+    full = _best_fit(_nll_ceiling, [(*start, t) for t in (0.0, 2.0, -1.0)], (x, k, n))
+    d_full = 2 * (full.fun - sat)
     q = scipy.stats.chi2.ppf(confidence, 1)
     if deviance_logistic - d_full <= q:
         return NAN3, d_full
     levels = np.linspace(0.02, 0.98, 49)
-    prof = np.array([2 * (best([full.x[:2], start], c).fun + sat) - d_full for c in levels])
+    prof = np.array([2 * (_best_fit(_nll_ceiling, [full.x[:2], start], (x, k, n, c)).fun - sat) - d_full
+                     for c in levels])
     inside = levels[prof <= q]
-    return (float(levels[np.argmin(prof)]), float(inside.min()), float(inside.max())) if inside.size else NAN3, d_full
+    ceiling = (float(levels[np.argmin(prof)]), float(inside.min()), float(inside.max())) if inside.size else NAN3
+    return ceiling, d_full
 
 
 def _nll_window(theta, x, k, n):
     """-log likelihood of P = expit(b1 (x - a)) expit(-b2 (x - c)): a rise at a, a fall at c."""
     t1, a, t2, c = theta
     b1, b2 = np.exp(np.clip((t1, t2), -30, 30))  # slopes > 0, kept finite
-    p = np.clip(scipy.special.expit(b1 * (x - a)) * scipy.special.expit(-b2 * (x - c)), 1e-12, 1 - 1e-12)
-    return -float(np.sum(k * np.log(p) + (n - k) * np.log1p(-p)))
+    return _binomial_nll(scipy.special.expit(b1 * (x - a)) * scipy.special.expit(-b2 * (x - c)), k, n)
 
 
 def falls_again(x, k, n, deviance: float, df: int, start, confidence: float = 0.95) -> tuple:
@@ -294,15 +306,12 @@ def falls_again(x, k, n, deviance: float, df: int, start, confidence: float = 0.
     b1, lc = start
     if b1 <= 0:  # P falls with x: the same test on -x
         x, lc, b1 = -x, -lc, -b1
-    sat = float(np.sum(scipy.special.xlogy(k, k / n) + scipy.special.xlogy(n - k, 1 - k / n)))
     span = float(np.ptp(x)) or 1.0
     t = math.log(max(b1, 4 / span))
     starts = [(t, a0, math.log(20 / span), c0) for a0 in (lc, np.quantile(x, 0.3))
               for c0 in np.quantile(x, [0.7, 0.9])]
-    fit = min((minimize(_nll_window, s0, args=(x, k, n), method="Nelder-Mead",
-                        options={"xatol": 1e-6, "fatol": 1e-9, "maxiter": 4000}) for s0 in starts),
-              key=lambda f: f.fun)
-    p = float(scipy.stats.chi2.sf(max(deviance - 2 * (fit.fun + sat), 0.0), df))
+    fit = _best_fit(_nll_window, starts, (x, k, n))
+    p = float(scipy.stats.chi2.sf(max(deviance - 2 * (fit.fun - _saturated_nll(k, n)), 0.0), df))
     c = float(fit.x[3]) * (1 if start[0] > 0 else -1)
     return (c, p) if p < 1 - confidence and np.min(x) < fit.x[3] < np.max(x) else ()
 

@@ -53,16 +53,12 @@ SPAN = (0.1, 0.9)  # --span: the collapse probabilities between which the new va
 
 def span(logit, n: int, lo: float, hi: float) -> list[tuple[float, float]]:
     """n values of x where a curve's fitted collapse logistic crosses P evenly spaced over SPAN,
-    kept within [lo, hi]: (x, P there). Empty without a fitted slope."""
+    kept within [lo, hi], ascending: (x, P there). Empty without a finite fitted slope."""
     lc, b = logit.lam_c[0], logit.slope[0]
-    if not (math.isfinite(lc) and math.isfinite(b) and b > 0):
+    if not (math.isfinite(lc) and math.isfinite(b) and b != 0):
         return []
-    out = []
-    for p in np.linspace(*SPAN, n):
-        x = round(min(max(lc + scipy.special.logit(p) / b, lo), hi), 4)
-        if not out or x != out[-1][0]:
-            out.append((x, float(scipy.special.expit(b * (x - lc)))))
-    return out
+    xs = sorted({round(min(max(lc + scipy.special.logit(p) / b, lo), hi), 4) for p in np.linspace(*SPAN, n)})
+    return [(x, float(scipy.special.expit(b * (x - lc)))) for x in xs]
 
 
 GROUPS = ("data", "model", "noise")  # config groups, chosen by their `name`
@@ -102,7 +98,7 @@ def _same(recorded, default) -> bool:
         return str(recorded) == str(default)
 
 
-def experiment_file(runs: pd.DataFrame, x_key: str, values, reasons: list[str], prog: str,
+def experiment_file(runs: pd.DataFrame, x_key: str, values, reasons: list[str], command: str,
                     n_seeds: int = 0) -> tuple[str, str]:
     """(experiment name, YAML text) of a sweep over ``values`` of ``x_key`` with everything else
     as in ``runs`` (their overrides), seeds 0..n_seeds-1 (0: the seeds they used)."""
@@ -122,7 +118,7 @@ def experiment_file(runs: pd.DataFrame, x_key: str, values, reasons: list[str], 
         (groups, recorded), base = recorded_choices(runs.iloc[0]), None
         recorded = {k: v for k, v in recorded.items() if k not in fixed}
     exp = f"{name}_next_{slug}".strip("_")
-    lines = ["# @package _global_", f"# Suggested by {prog} --suggest {len(values)}:", *(f"#   {r}" for r in reasons),
+    lines = ["# @package _global_", f"# Suggested by {command}:", *(f"#   {r}" for r in reasons),
              f"#   python train.py -m experiment={exp}"]
     lines += ["defaults:", f"  - {base}"] if base else []
     lines += ["defaults:", *(f"  - override /{g}: {v}" for g, v in groups.items())] if groups else []
@@ -171,6 +167,7 @@ def suggest(echo, args, runs: pd.DataFrame, curve_key: str, plans, prog: str) ->
             echo(f"    {r}")
         if args.experiment_dir and new:
             sel = runs if args.panel_key is None else runs[runs[args.panel_key] == panel]
-            exp, text = experiment_file(sel[sel[curve_key] == curve], args.x_key, [v[0] for v in new], reasons, prog,
+            command = f"{prog} --suggest {args.suggest}" + (" --span" if args.span else "")
+            exp, text = experiment_file(sel[sel[curve_key] == curve], args.x_key, [v[0] for v in new], reasons, command,
                                         args.seeds)
             echo(f"    wrote {write_text(os.path.join(args.experiment_dir, exp + '.yaml'), text)}")

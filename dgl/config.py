@@ -28,6 +28,7 @@ class ConfigError(ValueError):
 
 LAM_RANGE = (0.0, 1.0)  # the weight of the clean gradient: lam = 1 uses it alone
 
+
 @dataclass
 class ModelConfig:
     name: str = MISSING
