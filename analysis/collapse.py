@@ -157,14 +157,29 @@ class Logit:
     n_runs: int
     n_collapsed: int
     ceiling: tuple = NAN3  # (level, low, high) where P levels off below 1 (see levels_off)
+    rise: tuple = ()  # (midpoint, slope), each (estimate, low, high): the rise to that level; () where none
     falls: tuple = ()  # (where, p) where P falls again after its rise (see falls_again); () where not
 
     @property
     def fitted(self) -> bool:
         return math.isfinite(self.lam_c[0]) or not math.isnan(self.lam_c[1])
 
+    @property
+    def steepness(self) -> tuple:
+        """The slope of P(collapse)'s rise: the logistic's, or where P levels off below 1, its rise's."""
+        return self.rise[1] if self.rise else self.slope
+
+    @property
+    def midpoint(self) -> tuple:
+        """Where P(collapse) rises: lambda_c at P = 0.5, or, where P levels off below 1, the
+        midpoint of its rise to that level (P = level / 2)."""
+        return self.rise[0] if self.rise else self.lam_c
+
     def p(self, x):
-        """The fitted P(collapse) at x (NaN without a fit)."""
+        """The fitted P(collapse) at x (NaN without a fit): the levelled fit where P levels off."""
+        if self.rise:
+            (x0, *_), (b, *_) = self.rise
+            return self.ceiling[0] * scipy.special.expit(b * (np.asarray(x, dtype=float) - x0))
         lc, b = self.lam_c[0], self.slope[0]
         if not (math.isfinite(lc) and not math.isnan(b)):
             return np.full(np.shape(x), np.nan)
@@ -237,10 +252,11 @@ def fit_logistic(x, k, n, confidence: float = 0.95, min_runs: int = MIN_RUNS, wi
     s_lo = _bound(fb, b1, -abs(b1) / 4 - 1 / span, -big, q)
     s_hi = _bound(fb, b1, abs(b1) / 4 + 1 / span, big, q)
     slope = (b1, -math.inf if s_lo <= -big else s_lo, math.inf if s_hi >= big else s_hi)
-    ceiling, d_ceiling = levels_off(x, k, n, dmin, (b1, lc), confidence)
+    ceiling, d_ceiling, rise = levels_off(x, k, n, dmin, (b1, lc), confidence)
     # a fall must fit better than the better of the logistic and a level below 1 (which a window nests)
     against = (d_ceiling, 1) if math.isfinite(ceiling[0]) else (dmin, 2)
-    return Logit(lam, slope, "", total, kc, ceiling, falls_again(x, k, n, *against, (b1, lc), confidence) if window else ())
+    return Logit(lam, slope, "", total, kc, ceiling, rise,
+                 falls_again(x, k, n, *against, (b1, lc), confidence) if window else ())
 
 
 def _binomial_nll(p, k, n) -> float:
@@ -268,24 +284,48 @@ def _nll_ceiling(theta, x, k, n, level=None):
     return _binomial_nll(c * scipy.special.expit(b * (x - x0)), k, n)
 
 
-def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.95) -> tuple[tuple, float]:
+def levels_off(x, k, n, deviance_logistic: float, start, confidence: float = 0.95) -> tuple[tuple, float, tuple]:
     """Whether P(collapse) levels off below 1: P = c expit(b (x - x0)) against the logistic
     (c = 1) by a likelihood-ratio test. Where c = 1 is rejected at ``confidence``: (c, low,
     high) with c's profile interval; else NAN3. A curve that levels off at c < 1 never reaches
-    P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way.
-    Second: the deviance of the levelling-off fit."""
+    P = 0.5 where c <= 0.5, and its logistic lambda_c(P = 0.5) is a fit artefact either way:
+    where the transition lies is then the midpoint x0 of the rise to c (see rise_of).
+    Second: the deviance of the levelling-off fit; third: rise_of's (x0, b), or ()."""
     sat = _saturated_nll(k, n)
     full = _best_fit(_nll_ceiling, [(*start, t) for t in (0.0, 2.0, -1.0)], (x, k, n))
     d_full = 2 * (full.fun - sat)
     q = scipy.stats.chi2.ppf(confidence, 1)
     if deviance_logistic - d_full <= q:
-        return NAN3, d_full
+        return NAN3, d_full, ()
     levels = np.linspace(0.02, 0.98, 49)
     prof = np.array([2 * (_best_fit(_nll_ceiling, [full.x[:2], start], (x, k, n, c)).fun - sat) - d_full
                      for c in levels])
     inside = levels[prof <= q]
     ceiling = (float(levels[np.argmin(prof)]), float(inside.min()), float(inside.max())) if inside.size else NAN3
-    return ceiling, d_full
+    return ceiling, d_full, rise_of(full, x, k, n, q) if inside.size else ()
+
+
+def _nll_fixed(free, i, value, x, k, n):
+    """_nll_ceiling with its parameter ``i`` held at ``value`` (a profile likelihood)."""
+    return _nll_ceiling(np.insert(free, i, value), x, k, n)
+
+
+def rise_of(full, x, k, n, q: float) -> tuple:
+    """The rise of the levelled fit ``full`` (theta = b, x0, logit c): its midpoint x0 (P = c / 2)
+    and slope b, each (estimate, low, high) with profile-likelihood intervals at the deviance
+    excess ``q`` (±inf: not bounded within a grid's span beyond its ends, or a step)."""
+    span = float(np.ptp(x)) or 1.0
+
+    def excess(i):
+        return lambda v: 2 * (_best_fit(_nll_fixed, [np.delete(full.x, i)], (i, v, x, k, n)).fun - full.fun)
+
+    b, x0 = float(full.x[0]), float(full.x[1])
+    lo_x, hi_x, big = x.min() - span, x.max() + span, 1e3 / span
+    x_lo, x_hi = _bound(excess(1), x0, -span / 20, lo_x, q), _bound(excess(1), x0, span / 20, hi_x, q)
+    b_lo, b_hi = (_bound(excess(0), b, -abs(b) / 4 - 1 / span, -big, q),
+                  _bound(excess(0), b, abs(b) / 4 + 1 / span, big, q))
+    return ((x0, -math.inf if x_lo <= lo_x else x_lo, math.inf if x_hi >= hi_x else x_hi),
+            (b, -math.inf if b_lo <= -big else b_lo, math.inf if b_hi >= big else b_hi))
 
 
 def _nll_window(theta, x, k, n):
@@ -530,6 +570,8 @@ def logit_cols(x_key: str, fit: Logit) -> dict:
     return {"n_collapsed": fit.n_collapsed, f"{x_key}_c_P50": e, f"{x_key}_c_P50_lo": lo, f"{x_key}_c_P50_hi": hi,
             "logit_slope": s, "logit_slope_lo": slo, "logit_slope_hi": shi, "collapse_fit_note": fit.why,
             "P_ceiling": fit.ceiling[0], "P_ceiling_lo": fit.ceiling[1], "P_ceiling_hi": fit.ceiling[2],
+            **{f"rise_{name}{end}": (fit.rise[i][j] if fit.rise else math.nan) for i, name in enumerate(("midpoint", "slope"))
+               for j, end in enumerate(("", "_lo", "_hi"))},
             "P_falls_at": fit.falls[0] if fit.falls else math.nan, "P_falls_p": fit.falls[1] if fit.falls else math.nan}
 
 
@@ -545,19 +587,46 @@ def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> s
             + f", slope d logit P / d{x} = "
             f"{fnum(s, '.1f')} {fci(slo, shi, '.1f')}" + (f"\n    note: {fit.why}" if fit.why else "")
             + (f"\n    note: P levels off at {c:.2f} [{clo:.2f}, {chi:.2f}], below 1 (likelihood ratio against the "
-               f"logistic): {x}_c(P=0.5) is not a crossing these runs show" if math.isfinite(c) else "")
+               f"logistic): {x}_c(P=0.5) is not a crossing these runs show; the rise to that level is at "
+               f"{x}={fnum(fit.rise[0][0], '.3f')} {fci(*fit.rise[0][1:], '.3f')} (P = {c / 2:.2f}), slope "
+               f"{fnum(fit.rise[1][0], '.1f')} {fci(*fit.rise[1][1:], '.1f')}" if math.isfinite(c) else "")
             + (f"\n    note: P falls again near {x}={fit.falls[0]:.3g} (a rise and a fall fit better than a logistic, "
                f"levelling off or not: "
                f"likelihood ratio p = {fit.falls[1]:.2g}): a window, which one logistic misdescribes; restrict the "
                f"fit to its rise with --where" if fit.falls else ""))
 
 
-def moves(curves, fits, label) -> tuple[str, str]:
-    """Whether lambda_c(P = 0.5) moves across curves: (verdict, reason) from whether any two
-    intervals are disjoint."""
-    ivs = [(c, *f.lam_c) for c, f in zip(curves, fits) if f.fitted and not math.isnan(f.lam_c[1] + f.lam_c[2])]
+def rises(fit: Logit) -> bool:
+    """Whether a curve's P(collapse) is shown to change with lambda: its slope interval excludes 0.
+    Where it does not (a few scattered collapses), its lambda_c locates nothing, and neither
+    steepens nor moves compares it."""
+    lo, hi = fit.steepness[1:]
+    return fit.fitted and (lo > 0 or hi < 0)
+
+
+def steepens(curves, fits, label) -> tuple[str, str]:
+    """Whether the rise of P(collapse) steepens along ``curves`` (sizes, ascending), curve by
+    curve (Logit.steepness, which a curve levelling off below 1 keeps meaningful, unlike the joint
+    fit of fit_sharpening): (verdict, reason) from the first two disjoint intervals, if any."""
+    ivs = [(c, *f.steepness) for c, f in zip(curves, fits) if rises(f)]
+    for i, (ca, _, alo, ahi) in enumerate(ivs):
+        for cb, _, blo, bhi in ivs[i + 1:]:
+            if blo > ahi or bhi < alo:
+                word = "YES (steeper at the larger size)" if blo > ahi else "NO (flatter at the larger size)"
+                return word, (f"the slope intervals of {label(ca)} [{alo:.1f}, {ahi:.1f}] and {label(cb)} "
+                              f"[{blo:.1f}, {bhi:.1f}] do not overlap")
     if len(ivs) < 2:
-        return "NOT ANSWERED", "fewer than two curves have a fitted collapse probability"
+        return "NOT ANSWERED", "fewer than two curves have a collapse probability that is shown to rise"
+    return "NOT RESOLVED", f"all {len(ivs)} slope intervals overlap"
+
+
+def moves(curves, fits, label) -> tuple[str, str]:
+    """Whether the collapse probability's rise moves across curves (lambda_c at P = 0.5, or
+    the rise's midpoint where P levels off: Logit.midpoint): (verdict, reason) from whether any
+    two intervals are disjoint."""
+    ivs = [(c, *f.midpoint) for c, f in zip(curves, fits) if rises(f) and not math.isnan(f.midpoint[1] + f.midpoint[2])]
+    if len(ivs) < 2:
+        return "NOT ANSWERED", "fewer than two curves have a collapse probability that is shown to rise"
     a, b = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])
     if a[2] > b[3]:
         return "YES", (f"the intervals of {label(b[0])} [{b[2]:.3f}, {b[3]:.3f}] and {label(a[0])} "

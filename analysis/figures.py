@@ -211,15 +211,16 @@ def collapse_curves(ax, g, colors, curve_key: str, args) -> None:
     for i, (c, f) in enumerate(zip(g.curves, g.logits)):
         offset = (i - (len(g.curves) - 1) / 2) * 0.12 * step
         collapse_curve(ax, g, i, f, colors[c], label(curve_key, c), args.x_key, offset)
-        if f.fitted and g.xs.min() <= f.lam_c[0] <= g.xs.max():
-            lo, hi = max(f.lam_c[1], g.xs.min()), min(f.lam_c[2], g.xs.max())
-            estimate(ax, f.lam_c[0], 0.5, xerr=err_interval(f.lam_c[0], lo, hi), color=colors[c])
+        mid, mlo, mhi = f.midpoint
+        if f.fitted and g.xs.min() <= mid <= g.xs.max():
+            lo, hi = max(mlo, g.xs.min()), min(mhi, g.xs.max())
+            estimate(ax, mid, f.ceiling[0] / 2 if f.rise else 0.5, xerr=err_interval(mid, lo, hi), color=colors[c])
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
     x_sym = sym(args.x_key)
     ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
            title=f"{panel_prefix(args.panel_key, g.value)}Collapse probability vs {x_sym}: fraction "
            f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {MIN_RUNS} runs; "
-           f"lines: binomial logistic; diamonds: {x_sym}_c at P = 0.5)")
+           f"lines: binomial logistic; diamonds: its mid-rise, {x_sym}_c)")
     grid_ticks(ax, g.xs)
     ax.grid(True, alpha=0.3)
     if not any(f.n_collapsed for f in g.logits):

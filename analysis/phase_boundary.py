@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import sys
 from dataclasses import dataclass
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
@@ -89,10 +90,13 @@ def analyse_panel(g: S.Grid, args) -> Panel:
         vp = ("undetermined", "Undetermined: no run collapsed in this panel", "no run collapsed in this panel")
     else:
         # an estimate beyond the grid is extrapolated: it counts as beyond it (no overlap claim rests on it)
-        inside = [f if g.xs.min() <= f.lam_c[0] <= g.xs.max() or not f.fitted else
-                  C.Logit((math.copysign(math.inf, f.lam_c[0] - g.xs.mean()), *f.lam_c[1:]), f.slope, f.why,
-                          f.n_runs, f.n_collapsed) for f in logits]
-        vp = verdict(g.curves, inside, args, "P(collapse)=0.5 (a binomial logistic)")
+        # a curve not shown to rise locates nothing (collapse.rises)
+        inside = [SimpleNamespace(lam_c=C.NAN3 if not C.rises(f) else f.midpoint
+                                  if g.xs.min() <= f.midpoint[0] <= g.xs.max()
+                                  else (math.copysign(math.inf, f.midpoint[0] - g.xs.mean()), *f.midpoint[1:]))
+                  for f in logits]
+        vp = verdict(g.curves, inside, args, "P(collapse)=0.5 (a binomial logistic shown to rise; where P levels "
+                     "off below 1, the midpoint of its rise)")
     return Panel(**vars(g), crossings=crossings, verdict=short, conclusion=line, reason=why, logits=logits,
                  verdict_p=vp)
 
@@ -279,14 +283,15 @@ def draw_boundary(axb, p, args, colors) -> None:
             FG.estimate(axb, i - 0.12, lc, yerr=FG.err_interval(lc, lo, hi), color="black")
             estimated = True
         f = p.logits[i]
-        if f.fitted and np.isfinite(f.lam_c[0]):
-            lo_p, hi_p = max(f.lam_c[1], p.xs.min() - 0.15 * np.ptp(p.xs)), min(f.lam_c[2], p.xs.max() + 0.15 * np.ptp(p.xs))
-            axb.errorbar([i + 0.12], [f.lam_c[0]], yerr=FG.err_interval(f.lam_c[0], lo_p, hi_p), marker="s",
+        mid, mlo, mhi = f.midpoint
+        if f.fitted and np.isfinite(mid):
+            lo_p, hi_p = max(mlo, p.xs.min() - 0.15 * np.ptp(p.xs)), min(mhi, p.xs.max() + 0.15 * np.ptp(p.xs))
+            axb.errorbar([i + 0.12], [mid], yerr=FG.err_interval(mid, lo_p, hi_p), marker="s",
                          markersize=8, color=P_COLOR, markerfacecolor="white", markeredgewidth=2, capsize=5, zorder=6)
             p_estimated = True
             top = p.xs.max() + 0.15 * np.ptp(p.xs)
-            if f.lam_c[0] > top:
-                axb.annotate(f"{x_sym}_c(P=0.5) = {f.lam_c[0]:.2f}\nbeyond the grid", (i + 0.12, top), ha="center",
+            if mid > top:
+                axb.annotate(f"{x_sym}_c(P=0.5) = {mid:.2f}\nbeyond the grid", (i + 0.12, top), ha="center",
                              va="top", fontsize=8, color=P_COLOR, xytext=(0, -4), textcoords="offset points")
         if np.isfinite(e.notebook):
             axb.bar(i, e.notebook, width=0.6, color=NOTEBOOK_BAR, alpha=0.85)

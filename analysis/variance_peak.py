@@ -12,6 +12,7 @@ outcome per run (analysis/collapse.py): what each is and the files written, docs
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -210,8 +211,10 @@ def tables(panels, args, measure) -> list:
         claim(p, "collapse_lambda_c", p.collapse_lambda_c)
         claim(p, "collapse_nu", p.collapse_nu, f"NOT RESOLVED: {note}" if note else "")
         claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d, p.sharpening.verdict())
+        st, why = C.steepens(p.curves, p.logits, lambda c: FG.label(sk, c))
+        claim(p, "the rise of P steepens with size, curve by curve", NAN3, f"{st}: {why}")
         mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
-        claim(p, f"{x}_c(P=0.5) moves with size", NAN3, f"{mv}: {why}")
+        claim(p, f"the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size", NAN3, f"{mv}: {why}")
         sc = p.scaling
         nu_note = sc.why or sc.nu_note
         for name, t in ((f"P collapse {x}_c", sc.lam_c), ("P collapse 1/nu", sc.inv_nu), ("P collapse nu", sc.nu)):
@@ -269,8 +272,15 @@ def echo_collapse(echo, panels, args) -> None:
         sh = p.sharpening
         echo(f"  collapse curve sharpens with size? {sh.verdict()}: d slope / d ln L = {FG.fnum(sh.d[0], '+.2f')} "
              f"{FG.fci(sh.d[1], sh.d[2], '+.2f')} (logit P = a + b {x} + c ln L + d {x} ln L)")
-        mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
-        echo(f"  {x}_c(P=0.5) moves with size? {mv}: {why}")
+        label = functools.partial(FG.label, sk)
+        levelled = [label(c) for c, f in zip(p.curves, p.logits) if f.rise]
+        if levelled:
+            echo(f"    note: P levels off below 1 at {', '.join(levelled)}: this joint logistic misdescribes it; "
+                 "the next line compares each curve's own rise")
+        st, why = C.steepens(p.curves, p.logits, label)
+        echo(f"  the rise of P steepens with size, curve by curve? {st}: {why}")
+        mv, why = C.moves(p.curves, p.logits, label)
+        echo(f"  the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size? {mv}: {why}")
         sc = p.scaling
         if sc.why:
             echo(f"  finite-size collapse of P: not fitted ({sc.why})")

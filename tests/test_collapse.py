@@ -177,7 +177,7 @@ def test_variance_peak_reports_the_collapse_probability(planted, tmp_path):
     assert sum(r.lam_c_P50_lo <= lam_c(r["model.width"]) <= r.lam_c_P50_hi for _, r in summary.iterrows()) >= 2
     claims = pd.read_csv(tmp_path / "variance_peak_claims.csv").set_index("claim")
     assert claims.loc["collapse probability sharpens with size (d slope / d ln L)", "verdict"].startswith("YES")
-    assert claims.loc["lam_c(P=0.5) moves with size", "verdict"].startswith("YES")
+    assert claims.loc["the rise of P (lam_c at P=0.5, or mid-rise where P levels off) moves with size", "verdict"].startswith("YES")
     assert "p(1-p)=" in text and os.path.getsize(tmp_path / "variance_peak_probability.png") > 10_000
 
 
@@ -288,3 +288,34 @@ def test_a_collapse_probability_that_falls_again_is_named_and_a_plateau_is_not()
     rate = {name: np.mean([bool(C.fit_logistic(x, rng.binomial(5, p).astype(float), n).falls) for _ in range(100)])
             for name, p in shapes.items()}
     assert rate["logistic"] <= 0.05 and rate["plateau"] <= 0.10 and rate["window"] >= 0.8, rate
+
+
+def test_a_collapse_probability_that_levels_off_is_located_by_its_rise():
+    x, n = np.round(np.linspace(0.3, 0.9, 13), 3), np.full(13, 20.0)
+    low, high = (C.fit_logistic(x, np.round(n * 0.6 * expit((x - mid) / 0.01)), n) for mid in (0.45, 0.7))
+    for fit, mid in ((low, 0.45), (high, 0.7)):
+        (x0, lo, hi), (b, blo, bhi) = fit.rise
+        assert lo <= mid <= hi and hi - lo < 0.06 and blo > 20, fit.rise  # the rise, not the logistic's 0.5
+        assert fit.midpoint == fit.rise[0] and fit.p(0.9) == pytest.approx(fit.ceiling[0], abs=1e-3)
+        assert fit.ceiling[1] <= 0.6 <= fit.ceiling[2]
+    text = C.describe_fit(low, "λ", FG.fci, FG.fnum)
+    assert "the rise to that level is at λ=0.45" in text, text
+    label = str
+    assert C.moves(["a", "b"], [low, high], label)[0] == "YES"
+    rising = C.fit_logistic(x, np.round(n * expit((x - 0.6) / 0.05)), n)
+    assert not rising.rise and rising.midpoint == rising.lam_c
+    # a few scattered collapses: no rise shown, so nothing is located or compared
+    scattered = C.fit_logistic(x, np.array([0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0.0]), n)
+    assert not C.rises(scattered) and C.moves(["a", "b"], [low, scattered], label)[0] == "NOT ANSWERED"
+
+
+def test_whether_the_rise_steepens_is_read_curve_by_curve():
+    x, n = np.round(np.linspace(0.3, 0.9, 13), 3), np.full(13, 40.0)
+    shallow, steep = (C.fit_logistic(x, np.round(n * expit((x - 0.6) * b)), n) for b in (8.0, 60.0))
+    assert C.steepens(["small", "large"], [shallow, steep], str)[0].startswith("YES")
+    assert C.steepens(["small", "large"], [steep, shallow], str)[0].startswith("NO")
+    assert C.steepens(["small", "large"], [shallow, shallow], str)[0] == "NOT RESOLVED"
+    # a levelled curve is compared by its rise's slope, not by the logistic's shallow one
+    levelled = C.fit_logistic(x, np.round(n * 0.6 * expit((x - 0.6) * 60.0)), n)
+    assert levelled.rise and levelled.slope[2] < levelled.steepness[1]
+    assert C.steepens(["small", "large"], [shallow, levelled], str)[0].startswith("YES")
