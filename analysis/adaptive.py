@@ -80,7 +80,7 @@ class Options:
 class Estimate:
     """One curve's lambda_c: (estimate, low, high) of the statistic in use, and both statistics."""
 
-    method: str  # "collapse" (P = 0.5), "mean" (mean-error crossing) or "" (no interval)
+    method: str  # "collapse" (P = 0.5), "rise" (mid-rise of a P that levels off), "mean" (mean-error crossing) or ""
     lam_c: tuple
     mean_c: tuple
     collapse_c: tuple
@@ -101,7 +101,8 @@ class Estimate:
         e, lo, hi = self.lam_c
         if not self.method:
             return f"lambda_c not located ({self.note})"
-        what = "collapse P=0.5" if self.method == "collapse" else "mean crossing"
+        what = {"collapse": "collapse P=0.5", "rise": "mid-rise of P, which levels off below 1"}.get(self.method,
+                                                                                                  "mean crossing")
         return f"lambda_c {e:.4f} [{lo:.4f}, {hi:.4f}] ({what}, width {self.width:.4f})"
 
 
@@ -179,10 +180,11 @@ def estimate(runs, opt: Options) -> Estimate:
         method, lam_c = "", (collapse_c[0], math.nan, math.nan)
         note = (f"collapse probability flat over [{_fmt(flat[0])}, {_fmt(flat[1])}]: lambda_c(P=0.5) not "
                 f"resolvable with {int(ns.sum())} runs")
-    elif full and math.isfinite(fit.ceiling[0]):  # its P = 0.5 is the logistic's artefact
-        method, lam_c = "", (collapse_c[0], math.nan, math.nan)
-        note = ("collapse probability levels off at {:.2f} [{:.2f}, {:.2f}], below 1: no P = 0.5 crossing "
-                "to locate".format(*fit.ceiling))
+    elif full and fit.rise:  # its P = 0.5 is the logistic's artefact: the transition is the rise to the level
+        rise = tuple(float(v) for v in fit.rise[0])
+        method, lam_c = ("rise", rise) if all(map(math.isfinite, rise)) else ("", (rise[0], math.nan, math.nan))
+        note = ("collapse probability levels off at {:.2f} [{:.2f}, {:.2f}], below 1: lambda_c is the midpoint "
+                "of its rise".format(*fit.ceiling))
     elif full and all(math.isfinite(v) for v in collapse_c):
         method, lam_c, note = "collapse", collapse_c, ""
     elif all(math.isfinite(v) for v in mean_c) and not thin:
@@ -263,8 +265,6 @@ def propose(runs, est: Estimate, lam_range, opt: Options) -> tuple[list, list, s
         around = sorted(set(cells) | {x for x, _ in jobs}, key=lambda c: (abs(c - e), c))[:4]
         return _fill(around, used, opt.round_runs)
 
-    if est.ceiling:  # more runs would narrow the level, not locate a crossing
-        return [], [], "stops: lambda_c(P=0.5) is not a property of this curve"
     if est.flat:  # before the edges: the mean of a 50/50 mixture may sit on either side of the threshold
         ends = sorted(set(est.flat))
         jobs = _add_seeds(ends, used, spp)
@@ -366,9 +366,7 @@ def decide(runs_by_curve: dict, ranges: dict, opt: Options, planned: int | None 
             stop = f"max_runs={opt.max_runs} spent; {len(unlocated)} curves not located" + (
                 f" ({flat} with a flat collapse probability: lambda_c(P=0.5) not resolvable)" if flat else "")
         else:
-            levels = sum(bool(ests[c] and ests[c].ceiling) for c in unlocated)
-            stop = f"nothing left to place; {len(unlocated)} curves not located" + (
-                f" ({levels} whose collapse probability levels off below 1)" if levels else "")
+            stop = f"nothing left to place; {len(unlocated)} curves not located"
     elif budget <= 0 and cut:
         stop = ""  # this round spends the budget; the next decision says so
     return Decision(jobs, reasons, ests, located, stop, total)

@@ -63,7 +63,8 @@ def script_parser(prog: str, description: str) -> OneLineParser:
         help="with --suggest: also write them as Hydra experiment files here (e.g. conf/experiment), one per curve")
     add("--span", action="store_true",
         help="with --suggest N: N values spread evenly in P(collapse) from 0.1 to 0.9 of each curve's fitted "
-             "logistic (the transition's shape), instead of inside the interval of its estimate")
+             "rise (of its level, where P levels off below 1: the transition's shape), instead of inside the "
+             "interval of its estimate")
     add("--seeds", type=int, default=0, metavar="N",
         help="with --experiment-dir: seeds 0..N-1 in the files (default: the seeds the runs used)")
     return p

@@ -52,13 +52,14 @@ SPAN = (0.1, 0.9)  # --span: the collapse probabilities between which the new va
 
 
 def span(logit, n: int, lo: float, hi: float) -> list[tuple[float, float]]:
-    """n values of x where a curve's fitted collapse logistic crosses P evenly spaced over SPAN,
+    """n values of x across a curve's fitted rise of the collapse probability, where it has
+    risen by fractions of its level evenly spaced over SPAN (P itself where it rises to 1),
     kept within [lo, hi], ascending: (x, P there). Empty without a finite fitted slope."""
-    lc, b = logit.lam_c[0], logit.slope[0]
+    lc, b = logit.midpoint[0], logit.steepness[0]
     if not (math.isfinite(lc) and math.isfinite(b) and b != 0):
         return []
     xs = sorted({round(min(max(lc + scipy.special.logit(p) / b, lo), hi), 4) for p in np.linspace(*SPAN, n)})
-    return [(x, float(scipy.special.expit(b * (x - lc)))) for x in xs]
+    return [(x, float(logit.p(x))) for x in xs]
 
 
 GROUPS = ("data", "model", "noise")  # config groups, chosen by their `name`
@@ -146,8 +147,9 @@ def suggest(echo, args, runs: pd.DataFrame, curve_key: str, plans, prog: str) ->
             if not new:
                 echo(f"  {head}: no fitted collapse logistic to span ({logit.why or 'no finite slope'})")
                 continue
-            reasons = [f"{x}={FG.fmt(m)}: P(collapse)={p:.2f} on the logistic {x}_c={logit.lam_c[0]:.4g}, "
-                       f"slope {logit.slope[0]:.3g}" for m, p in new]
+            fit = (f"the rise to {logit.ceiling[0]:.2f} at {x}={logit.midpoint[0]:.4g}" if logit.rise
+                   else f"the logistic {x}_c={logit.lam_c[0]:.4g}")
+            reasons = [f"{x}={FG.fmt(m)}: P(collapse)={p:.2f} on {fit}, slope {logit.steepness[0]:.3g}" for m, p in new]
         else:
             lo, hi, side = target(lo, hi, list(xs))
             if math.isnan(lo) or math.isnan(hi):

@@ -158,6 +158,19 @@ def test_a_flat_collapse_probability_is_named_and_the_sweep_stops_at_the_budget(
     assert len(runs) == 40 and "max_runs=40 spent" in d.stop and "flat collapse probability" in d.stop, d.stop
 
 
+def test_a_collapse_probability_that_levels_off_is_located_by_its_rise():
+    """No run collapses up to 0.5, half of them from 0.6 on: the sweep refines the step, not the
+    logistic's P = 0.5 (an artefact of a curve that never reaches it)."""
+    runs = [(lam, s, 0.85 if lam > 0.55 and s % 2 else 0.2) for lam in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0)
+            for s in range(6)]
+    d = decide({"a": runs}, {"a": (0.3, 1.0)}, Options(threshold=0.55))
+    est = d.estimates["a"]
+    assert est.method == "rise" and est.lam_c[1] <= 0.55 <= est.lam_c[2] and est.ceiling[1] <= 0.5 <= est.ceiling[2]
+    assert "mid-rise of P, which levels off below 1" in d.reasons["a"], d.reasons
+    assert d.jobs and all(0.5 < lam < 0.65 for _, lam, _ in d.jobs), d.jobs  # on the step, between 0.5 and 0.6
+    assert est.collapse_c[0] > 0.8  # where the logistic would have sent the runs
+
+
 # ------------------------------------------------------------------ end to end
 def test_basic_launcher_converges_to_the_planted_lambda_c_and_status_shows_the_planned_jobs(tmp_path, capsys):
     proc, folder = sweep(tmp_path, "sw", "model.width=0.125,0.25", "hydra.sweeper.lam_range=[0.40,0.52]",

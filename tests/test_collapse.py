@@ -319,3 +319,15 @@ def test_whether_the_rise_steepens_is_read_curve_by_curve():
     levelled = C.fit_logistic(x, np.round(n * 0.6 * expit((x - 0.6) * 60.0)), n)
     assert levelled.rise and levelled.slope[2] < levelled.steepness[1]
     assert C.steepens(["small", "large"], [shallow, levelled], str)[0].startswith("YES")
+
+
+def test_span_places_values_across_the_rise_of_a_levelled_curve():
+    from analysis.suggest import span
+
+    x, n = np.round(np.linspace(0.3, 0.9, 13), 3), np.full(13, 20.0)
+    levelled = C.fit_logistic(x, np.round(n * 0.6 * expit((x - 0.5) / 0.03)), n)
+    placed = span(levelled, 5, 0.0, 1.0)
+    xs, ps = zip(*placed)
+    assert 0.4 < xs[0] < 0.5 < xs[-1] < 0.6  # on the rise at 0.5, not the logistic's later lambda_c
+    level = levelled.ceiling[0]
+    assert ps[0] == pytest.approx(0.1 * level, abs=0.01) and ps[-1] == pytest.approx(0.9 * level, abs=0.01)
