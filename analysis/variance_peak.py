@@ -210,7 +210,10 @@ def tables(panels, args, measure) -> list:
         note = C.nu_resolved(*p.collapse_nu)
         claim(p, "collapse_lambda_c", p.collapse_lambda_c)
         claim(p, "collapse_nu", p.collapse_nu, f"NOT RESOLVED: {note}" if note else "")
-        claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d, p.sharpening.verdict())
+        levelled = [FG.label(sk, c) for c, f in zip(p.curves, p.logits) if f.rise]
+        claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d, p.sharpening.verdict()
+              + (f"; misdescribes {', '.join(levelled)}, whose P levels off below 1: read the next claim" if levelled
+                 else ""))
         st, why = C.steepens(p.curves, p.logits, lambda c: FG.label(sk, c))
         claim(p, "the rise of P steepens with size, curve by curve", NAN3, f"{st}: {why}")
         mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
