@@ -596,6 +596,11 @@ def describe_fit(fit: Logit, x: str, fci, fnum, grid=(-math.inf, math.inf)) -> s
                f"fit to its rise with --where" if fit.falls else ""))
 
 
+def levelled(curves, fits, label) -> list[str]:
+    """The labels of the curves whose P(collapse) levels off below 1 (located by their rise)."""
+    return [label(c) for c, f in zip(curves, fits) if f.rise]
+
+
 def rises(fit: Logit) -> bool:
     """Whether a curve's P(collapse) is shown to change with lambda: its slope interval excludes 0.
     Where it does not (a few scattered collapses), its lambda_c locates nothing, and neither

@@ -89,16 +89,21 @@ def analyse_panel(g: S.Grid, args) -> Panel:
     if not any(f.n_collapsed for f in logits):
         vp = ("undetermined", "Undetermined: no run collapsed in this panel", "no run collapsed in this panel")
     else:
-        # an estimate beyond the grid is extrapolated: it counts as beyond it (no overlap claim rests on it)
-        # a curve not shown to rise locates nothing (collapse.rises)
-        inside = [SimpleNamespace(lam_c=C.NAN3 if not C.rises(f) else f.midpoint
-                                  if g.xs.min() <= f.midpoint[0] <= g.xs.max()
-                                  else (math.copysign(math.inf, f.midpoint[0] - g.xs.mean()), *f.midpoint[1:]))
-                  for f in logits]
-        vp = verdict(g.curves, inside, args, "P(collapse)=0.5 (a binomial logistic shown to rise; where P levels "
-                     "off below 1, the midpoint of its rise)")
+        vp = verdict(g.curves, [SimpleNamespace(lam_c=located(f, g.xs)) for f in logits], args,
+                     "P(collapse)=0.5 (a binomial logistic shown to rise; where P levels off below 1, the midpoint "
+                     "of its rise)")
     return Panel(**vars(g), crossings=crossings, verdict=short, conclusion=line, reason=why, logits=logits,
                  verdict_p=vp)
+
+
+def located(fit: C.Logit, xs) -> tuple:
+    """Where a curve's collapse probability rises (Logit.midpoint), as the verdict compares it:
+    nothing for a curve not shown to rise (collapse.rises), and an estimate extrapolated beyond
+    the grid counted as beyond it (no overlap claim rests on it)."""
+    if not C.rises(fit):
+        return C.NAN3
+    mid = fit.midpoint
+    return mid if xs.min() <= mid[0] <= xs.max() else (math.copysign(math.inf, mid[0] - xs.mean()), *mid[1:])
 
 
 def crossing(xs, mean, n, fit, estimate, undefined, thr) -> Crossing:

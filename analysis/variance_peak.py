@@ -210,13 +210,14 @@ def tables(panels, args, measure) -> list:
         note = C.nu_resolved(*p.collapse_nu)
         claim(p, "collapse_lambda_c", p.collapse_lambda_c)
         claim(p, "collapse_nu", p.collapse_nu, f"NOT RESOLVED: {note}" if note else "")
-        levelled = [FG.label(sk, c) for c, f in zip(p.curves, p.logits) if f.rise]
+        label = functools.partial(FG.label, sk)
+        levelled = C.levelled(p.curves, p.logits, label)
         claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d, p.sharpening.verdict()
               + (f"; misdescribes {', '.join(levelled)}, whose P levels off below 1: read the next claim" if levelled
                  else ""))
-        st, why = C.steepens(p.curves, p.logits, lambda c: FG.label(sk, c))
+        st, why = C.steepens(p.curves, p.logits, label)
         claim(p, "the rise of P steepens with size, curve by curve", NAN3, f"{st}: {why}")
-        mv, why = C.moves(p.curves, p.logits, lambda c: FG.label(sk, c))
+        mv, why = C.moves(p.curves, p.logits, label)
         claim(p, f"the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size", NAN3, f"{mv}: {why}")
         sc = p.scaling
         nu_note = sc.why or sc.nu_note
@@ -276,7 +277,7 @@ def echo_collapse(echo, panels, args) -> None:
         echo(f"  collapse curve sharpens with size? {sh.verdict()}: d slope / d ln L = {FG.fnum(sh.d[0], '+.2f')} "
              f"{FG.fci(sh.d[1], sh.d[2], '+.2f')} (logit P = a + b {x} + c ln L + d {x} ln L)")
         label = functools.partial(FG.label, sk)
-        levelled = [label(c) for c, f in zip(p.curves, p.logits) if f.rise]
+        levelled = C.levelled(p.curves, p.logits, label)
         if levelled:
             echo(f"    note: P levels off below 1 at {', '.join(levelled)}: this joint logistic misdescribes it; "
                  "the next line compares each curve's own rise")

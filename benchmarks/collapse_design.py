@@ -88,7 +88,7 @@ def main(argv=None) -> int:
         print(f"  slope:    {summary(sim, 'slope')}")
         found = np.isfinite(sim["level"][:, 0])
         print(f"  level:    found below 1 in {found.mean():.0%} of the draws" +
-              (f"; then {summary({k: v[found] if k == 'level' else v for k, v in sim.items()}, 'level')}"
+              (f"; then {summary({'level': sim['level'][found], 'level_true': level}, 'level')}"
                if found.any() else ""))
     return 0
 
