@@ -625,13 +625,16 @@ def steepens(curves, fits, label) -> tuple[str, str]:
     return "NOT RESOLVED", f"all {len(ivs)} slope intervals overlap"
 
 
-def moves(curves, fits, label) -> tuple[str, str]:
+def moves(curves, fits, label, grid=(-math.inf, math.inf)) -> tuple[str, str]:
     """Whether the collapse probability's rise moves across curves (lambda_c at P = 0.5, or
     the rise's midpoint where P levels off: Logit.midpoint): (verdict, reason) from whether any
-    two intervals are disjoint."""
-    ivs = [(c, *f.midpoint) for c, f in zip(curves, fits) if rises(f) and not math.isnan(f.midpoint[1] + f.midpoint[2])]
+    two intervals are disjoint. A midpoint extrapolated beyond the ``grid`` (lo, hi) decides
+    nothing (a curve that levels off too low for the test to find reads as a logistic
+    reaching P = 0.5 far beyond it)."""
+    ivs = [(c, *f.midpoint) for c, f in zip(curves, fits)
+           if rises(f) and not math.isnan(f.midpoint[1] + f.midpoint[2]) and grid[0] <= f.midpoint[0] <= grid[1]]
     if len(ivs) < 2:
-        return "NOT ANSWERED", "fewer than two curves have a collapse probability that is shown to rise"
+        return "NOT ANSWERED", "fewer than two curves have a collapse probability shown to rise on the grid"
     a, b = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])
     if a[2] > b[3]:
         return "YES", (f"the intervals of {label(b[0])} [{b[2]:.3f}, {b[3]:.3f}] and {label(a[0])} "

@@ -204,15 +204,16 @@ def strip_legend(ax, drawn: set, threshold) -> list:
 def collapse_curves(ax, g, colors, curve_key: str, args) -> None:
     """The collapse probability axes of a panel: every curve's collapse_curve side by side (a
     small x offset each), its lambda_c at P = 0.5 where it lies on the grid (an extrapolated one
-    is not drawn), P = 0.5, the titles, and a note where no run collapsed."""
-    from analysis.collapse import MIN_RUNS
+    is not drawn, nor one of a curve whose P is not shown to rise), P = 0.5, the titles, and a
+    note where no run collapsed."""
+    from analysis.collapse import MIN_RUNS, rises
 
     step = float(np.min(np.diff(g.xs))) if g.xs.size > 1 else 1.0
     for i, (c, f) in enumerate(zip(g.curves, g.logits)):
         offset = (i - (len(g.curves) - 1) / 2) * 0.12 * step
-        collapse_curve(ax, g, i, f, colors[c], label(curve_key, c), args.x_key, offset)
+        collapse_curve(ax, g, i, f if rises(f) else None, colors[c], label(curve_key, c), args.x_key, offset)
         mid, mlo, mhi = f.midpoint
-        if f.fitted and g.xs.min() <= mid <= g.xs.max():
+        if rises(f) and g.xs.min() <= mid <= g.xs.max():
             lo, hi = max(mlo, g.xs.min()), min(mhi, g.xs.max())
             estimate(ax, mid, f.ceiling[0] / 2 if f.rise else 0.5, xerr=err_interval(mid, lo, hi), color=colors[c])
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)
@@ -220,7 +221,7 @@ def collapse_curves(ax, g, colors, curve_key: str, args) -> None:
     ax.set(xlabel=x_sym, ylabel=f"P(collapse): {args.metric} > {args.collapse_error:.2f}", ylim=(-0.05, 1.05),
            title=f"{panel_prefix(args.panel_key, g.value)}Collapse probability vs {x_sym}: fraction "
            f"of runs, {args.confidence:.0%} {args.binomial_interval} interval\n(hollow: < {MIN_RUNS} runs; "
-           f"lines: binomial logistic; diamonds: its mid-rise, {x_sym}_c)")
+           f"lines: binomial logistic where P rises; diamonds: its mid-rise, {x_sym}_c)")
     grid_ticks(ax, g.xs)
     ax.grid(True, alpha=0.3)
     if not any(f.n_collapsed for f in g.logits):

@@ -217,12 +217,14 @@ def tables(panels, args, measure) -> list:
                  else ""))
         st, why = C.steepens(p.curves, p.logits, label)
         claim(p, "the rise of P steepens with size, curve by curve", NAN3, f"{st}: {why}")
-        mv, why = C.moves(p.curves, p.logits, label)
+        mv, why = C.moves(p.curves, p.logits, label, (p.xs.min(), p.xs.max()))
         claim(p, f"the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size", NAN3, f"{mv}: {why}")
         sc = p.scaling
         nu_note = sc.why or sc.nu_note
+        misfit = f"misdescribes {', '.join(levelled)}, whose P levels off below 1" if levelled and not sc.why else ""
         for name, t in ((f"P collapse {x}_c", sc.lam_c), ("P collapse 1/nu", sc.inv_nu), ("P collapse nu", sc.nu)):
-            claim(p, name, t, f"NOT RESOLVED: {nu_note}" if nu_note and name.endswith("nu") else "")
+            verdict = f"NOT RESOLVED: {nu_note}" if nu_note and name.endswith("nu") else ""
+            claim(p, name, t, "; ".join(v for v in (verdict, misfit) if v))
     return [("cells", None, cells), ("summary", "Peaks and transitions", pd.DataFrame(summary))] + (
         [("claims", "Claims and collapse", pd.DataFrame(claims))] if claims else [])
 
@@ -283,7 +285,7 @@ def echo_collapse(echo, panels, args) -> None:
                  "the next line compares each curve's own rise")
         st, why = C.steepens(p.curves, p.logits, label)
         echo(f"  the rise of P steepens with size, curve by curve? {st}: {why}")
-        mv, why = C.moves(p.curves, p.logits, label)
+        mv, why = C.moves(p.curves, p.logits, label, (p.xs.min(), p.xs.max()))
         echo(f"  the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size? {mv}: {why}")
         sc = p.scaling
         if sc.why:
@@ -294,6 +296,8 @@ def echo_collapse(echo, panels, args) -> None:
             echo(f"  finite-size collapse of P = expit(({x} - {x}_c) (L/L0)^(1/ν) / w): {x}_c={sc.lam_c[0]:.3f} "
                  f"{FG.fci(sc.lam_c[1], sc.lam_c[2], '.3f')}, 1/ν={sc.inv_nu[0]:+.2f} "
                  f"{FG.fci(sc.inv_nu[1], sc.inv_nu[2], '+.2f')}, {nu_text}")
+            if levelled:
+                echo(f"    note: this form rises to 1 as well: it misdescribes {', '.join(levelled)}")
 
 
 def echo_claims(echo, panels, args) -> None:

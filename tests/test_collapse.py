@@ -249,6 +249,30 @@ def test_phase_boundary_legend_matches_what_is_drawn(tmp_path):
     assert bars and all(mc.to_rgb(b.get_facecolor()) == mc.to_rgb(swatch.get_facecolor()) for b in bars)
 
 
+def test_the_collapse_figure_draws_a_fit_only_where_p_is_shown_to_rise(tmp_path):
+    """lr 0.2 collapses from lambda 0.6 on; lr 0.1 once, at the grid's end (its slope interval
+    holds 0): one fitted line and one mid-rise diamond, both lr 0.2's."""
+    root = str(tmp_path / "r")
+    for lam in (0.4, 0.5, 0.6, 0.7, 0.8):
+        for seed in range(6):
+            F.write_run(root, "s", F.record(F.config(lam=lam, lr=0.2, seed=seed), 0.85 if lam >= 0.6 else 0.2))
+            F.write_run(root, "s", F.record(F.config(lam=lam, lr=0.1, seed=seed),
+                                            0.85 if (lam, seed) == (0.8, 0) else 0.2))
+    args = PB.build_parser().parse_args([root, "--out", str(tmp_path / "o"), "--panel-key", "none", "--n-boot", "10",
+                                         "--collapse-error", "0.55"])
+    cli.check(args)
+    echo, used = cli.start(args, "--curve-key", args.curve_key, "T")
+    C.setup(echo, used.df, args, [args.curve_key, args.x_key])
+    panels = [PB.analyse_panel(g, args) for g in S.grids(used.df, None, args.curve_key, args.x_key)]
+    rising = [C.rises(f) for f in panels[0].logits]
+    assert rising == [False, True]  # lr 0.1, lr 0.2
+    ax = PB.draw_collapse_p(panels, args).axes[0]
+    fitted = [ln for ln in ax.get_lines() if len(ln.get_xdata()) == 300]
+    assert len(fitted) == 1
+    diamonds = [ln for ln in ax.get_lines() if ln.get_marker() == "D"]
+    assert len(diamonds) == 1 and 0.5 <= diamonds[0].get_xdata()[0] <= 0.6
+
+
 def test_a_collapse_probability_that_levels_off_below_one_is_named():
     x = np.linspace(0.3, 0.9, 7)
     n = np.full(7, 20)
@@ -270,6 +294,32 @@ def test_a_planned_grid_resolves_lambda_c_better_with_more_seeds_and_covers_it()
     assert np.mean((lo <= 0.55) & (0.55 <= hi)) >= 0.85
     with pytest.raises(SystemExit):
         main(["--study", "--lam", "0.5"])  # one or the other
+
+
+def test_the_moves_verdict_on_planted_cells_says_yes_where_the_rises_differ_only():
+    from benchmarks.collapse_design import moves_draws
+
+    x = np.round(np.arange(0.40, 0.81, 0.05), 2)
+    n = np.full(x.size, 10.0)
+    cells, rng = {"a": (x, None, n), "b": (x, None, n)}, np.random.default_rng(0)
+    apart = moves_draws(cells, {"a": (0.5, 40.0, 1.0), "b": (0.7, 40.0, 1.0)}, 10, rng)
+    same = moves_draws(cells, {"a": (0.6, 40.0, 1.0), "b": (0.6, 40.0, 1.0)}, 10, rng)
+    assert apart["yes"].mean() >= 0.8 and same["yes"].mean() <= 0.2
+    assert min(v.mean() for v in apart["cover"].values()) >= 0.7
+    gaps = same["midpoints"]["b"] - same["midpoints"]["a"]
+    assert np.all(np.abs(gaps) < 0.2)  # no draw at one onset puts them as far apart as 0.5 and 0.7
+
+
+def test_the_moves_benchmark_plants_the_study_curves_as_the_analysis_fits_them():
+    from benchmarks.collapse_design import STEP, planted_as_fitted, run_cells
+
+    runs_csv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis",
+                            "q1_widths_to_0.5", "variance_peak_runs.csv")
+    cells = run_cells(runs_csv, "model.width", 0.55)
+    x, k, n = cells[0.5]
+    assert int(k.sum()) == 14 and int(n.sum()) == 92
+    midpoint, slope, level = planted_as_fitted(x, k, n)  # a step from 0.6 to 0.65, to about a quarter
+    assert 0.6 < midpoint < 0.65 and slope == STEP and 0.2 < level < 0.3
 
 
 def test_a_collapse_probability_that_falls_again_is_named_and_a_plateau_is_not():
@@ -307,6 +357,11 @@ def test_a_collapse_probability_that_levels_off_is_located_by_its_rise():
     # a few scattered collapses: no rise shown, so nothing is located or compared
     scattered = C.fit_logistic(x, np.array([0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0.0]), n)
     assert not C.rises(scattered) and C.moves(["a", "b"], [low, scattered], label)[0] == "NOT ANSWERED"
+    # a low level the test cannot find reads as a logistic reaching P = 0.5 beyond the grid: no verdict rests on it
+    shallow = C.fit_logistic(x, np.array([0, 0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 5.0]), n)
+    assert C.rises(shallow) and shallow.midpoint[0] > x.max() and not shallow.rise
+    assert C.moves(["a", "b"], [low, shallow], label)[0] == "YES"  # without the grid
+    assert C.moves(["a", "b"], [low, shallow], label, (x.min(), x.max()))[0] == "NOT ANSWERED"
 
 
 def test_whether_the_rise_steepens_is_read_curve_by_curve():
