@@ -625,14 +625,19 @@ def steepens(curves, fits, label) -> tuple[str, str]:
     return "NOT RESOLVED", f"all {len(ivs)} slope intervals overlap"
 
 
+def located(fit: Logit, grid=(-math.inf, math.inf)) -> tuple:
+    """Where a curve's collapse probability rises, as verdicts compare it and figures mark it
+    (Logit.midpoint): NAN3 for a curve not shown to rise (a few scattered collapses), or whose
+    midpoint lies beyond the ``grid`` (lo, hi): extrapolated, it decides nothing (a curve that
+    levels off too low for levels_off to find reads as a logistic reaching P = 0.5 far past it)."""
+    mid = fit.midpoint
+    return mid if rises(fit) and not math.isnan(mid[1] + mid[2]) and grid[0] <= mid[0] <= grid[1] else NAN3
+
+
 def moves(curves, fits, label, grid=(-math.inf, math.inf)) -> tuple[str, str]:
-    """Whether the collapse probability's rise moves across curves (lambda_c at P = 0.5, or
-    the rise's midpoint where P levels off: Logit.midpoint): (verdict, reason) from whether any
-    two intervals are disjoint. A midpoint extrapolated beyond the ``grid`` (lo, hi) decides
-    nothing (a curve that levels off too low for the test to find reads as a logistic
-    reaching P = 0.5 far beyond it)."""
-    ivs = [(c, *f.midpoint) for c, f in zip(curves, fits)
-           if rises(f) and not math.isnan(f.midpoint[1] + f.midpoint[2]) and grid[0] <= f.midpoint[0] <= grid[1]]
+    """Whether the collapse probability's rise moves across curves (each curve's located
+    midpoint on the ``grid``): (verdict, reason) from whether any two intervals are disjoint."""
+    ivs = [(c, *m) for c, f in zip(curves, fits) if not math.isnan((m := located(f, grid))[0])]
     if len(ivs) < 2:
         return "NOT ANSWERED", "fewer than two curves have a collapse probability shown to rise on the grid"
     a, b = max(ivs, key=lambda t: t[2]), min(ivs, key=lambda t: t[3])

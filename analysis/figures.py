@@ -204,16 +204,16 @@ def strip_legend(ax, drawn: set, threshold) -> list:
 def collapse_curves(ax, g, colors, curve_key: str, args) -> None:
     """The collapse probability axes of a panel: every curve's collapse_curve side by side (a
     small x offset each), its lambda_c at P = 0.5 where it lies on the grid (an extrapolated one
-    is not drawn, nor one of a curve whose P is not shown to rise), P = 0.5, the titles, and a
-    note where no run collapsed."""
-    from analysis.collapse import MIN_RUNS, rises
+    is not drawn, nor one of a curve whose P is not shown to rise: collapse.located), P = 0.5,
+    the titles, and a note where no run collapsed."""
+    from analysis.collapse import MIN_RUNS, located, rises
 
     step = float(np.min(np.diff(g.xs))) if g.xs.size > 1 else 1.0
     for i, (c, f) in enumerate(zip(g.curves, g.logits)):
         offset = (i - (len(g.curves) - 1) / 2) * 0.12 * step
         collapse_curve(ax, g, i, f if rises(f) else None, colors[c], label(curve_key, c), args.x_key, offset)
-        mid, mlo, mhi = f.midpoint
-        if rises(f) and g.xs.min() <= mid <= g.xs.max():
+        mid, mlo, mhi = located(f, (g.xs.min(), g.xs.max()))
+        if not math.isnan(mid):
             lo, hi = max(mlo, g.xs.min()), min(mhi, g.xs.max())
             estimate(ax, mid, f.ceiling[0] / 2 if f.rise else 0.5, xerr=err_interval(mid, lo, hi), color=colors[c])
     ax.axhline(0.5, color="0.6", linestyle=":", linewidth=1)

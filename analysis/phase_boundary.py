@@ -89,21 +89,12 @@ def analyse_panel(g: S.Grid, args) -> Panel:
     if not any(f.n_collapsed for f in logits):
         vp = ("undetermined", "Undetermined: no run collapsed in this panel", "no run collapsed in this panel")
     else:
-        vp = verdict(g.curves, [SimpleNamespace(lam_c=located(f, g.xs)) for f in logits], args,
+        grid = (g.xs.min(), g.xs.max())
+        vp = verdict(g.curves, [SimpleNamespace(lam_c=C.located(f, grid)) for f in logits], args,
                      "P(collapse)=0.5 (a binomial logistic shown to rise; where P levels off below 1, the midpoint "
                      "of its rise)")
     return Panel(**vars(g), crossings=crossings, verdict=short, conclusion=line, reason=why, logits=logits,
                  verdict_p=vp)
-
-
-def located(fit: C.Logit, xs) -> tuple:
-    """Where a curve's collapse probability rises (Logit.midpoint), as the verdict compares it:
-    nothing for a curve not shown to rise (collapse.rises), and an estimate extrapolated beyond
-    the grid counted as beyond it (no overlap claim rests on it)."""
-    if not C.rises(fit):
-        return C.NAN3
-    mid = fit.midpoint
-    return mid if xs.min() <= mid[0] <= xs.max() else (math.copysign(math.inf, mid[0] - xs.mean()), *mid[1:])
 
 
 def crossing(xs, mean, n, fit, estimate, undefined, thr) -> Crossing:
@@ -289,7 +280,7 @@ def draw_boundary(axb, p, args, colors) -> None:
             estimated = True
         f = p.logits[i]
         mid, mlo, mhi = f.midpoint
-        if f.fitted and np.isfinite(mid):
+        if C.rises(f) and np.isfinite(mid):  # an extrapolated one is drawn and labelled, not one that does not rise
             lo_p, hi_p = max(mlo, p.xs.min() - 0.15 * np.ptp(p.xs)), min(mhi, p.xs.max() + 0.15 * np.ptp(p.xs))
             axb.errorbar([i + 0.12], [mid], yerr=FG.err_interval(mid, lo_p, hi_p), marker="s",
                          markersize=8, color=P_COLOR, markerfacecolor="white", markeredgewidth=2, capsize=5, zorder=6)
@@ -317,7 +308,7 @@ def draw_boundary(axb, p, args, colors) -> None:
         handles=[Patch(color=NOTEBOOK_BAR, alpha=0.85, label=f"notebook: first grid {x_sym} with error > {thr:.2f}")]
         + ([FG.estimate_handle(f"{x_sym}_c (mean crosses {thr:.2f}), {args.confidence:.0%} CI", "black")] if estimated else [])
         + ([Line2D([], [], color=P_COLOR, marker="s", markerfacecolor="white", markeredgewidth=2, linestyle="none",
-                   label=f"{x_sym}_c (P(collapse)=0.5), {args.confidence:.0%} CI")] if p_estimated else []),
+                   label=f"{x_sym}_c (P(collapse)=0.5, or mid-rise), {args.confidence:.0%} CI")] if p_estimated else []),
         fontsize=9, loc="upper center", bbox_to_anchor=(0.5, -0.09), ncol=2)
 
 

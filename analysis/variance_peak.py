@@ -66,6 +66,9 @@ class Panel(S.Grid):
     logits: list  # one collapse.Logit per size: P(collapse) against x
     sharpening: C.Sharpening  # does the collapse curve sharpen with size
     scaling: C.Scaling  # the finite-size collapse of P(lambda, L)
+    levelled: list  # labels of the sizes whose P levels off below 1: both joint fits above misdescribe them
+    steepens: tuple  # (verdict, reason): does the rise of P steepen with size, curve by curve
+    moves: tuple  # (verdict, reason): does the rise of P move with size
 
 
 def resnet18_params(width: float, num_classes: int = 10, in_channels: int = 3) -> int:
@@ -139,9 +142,11 @@ def analyse_panel(g: S.Grid, args, measure: dict) -> Panel:
     else:
         sharp = C.Sharpening(NAN3, math.nan, "one size or sizes that are not positive numbers")
         scaling = C.Scaling(NAN3, NAN3, math.nan, sharp.why, "")
+    label = functools.partial(FG.label, args.size_key)
     return Panel(**vars(g), sizes=per_size, claims=claims, collapse=collapse, exp_peak=slopes[0],
                  exp_width=slopes[1], collapse_lambda_c=slopes[2], collapse_nu=slopes[3], logits=logits,
-                 sharpening=sharp, scaling=scaling)
+                 sharpening=sharp, scaling=scaling, levelled=C.levelled(sizes, logits, label),
+                 steepens=C.steepens(sizes, logits, label), moves=C.moves(sizes, logits, label, (xs.min(), xs.max())))
 
 
 def peak_cell(p, s, z) -> dict:
@@ -210,18 +215,15 @@ def tables(panels, args, measure) -> list:
         note = C.nu_resolved(*p.collapse_nu)
         claim(p, "collapse_lambda_c", p.collapse_lambda_c)
         claim(p, "collapse_nu", p.collapse_nu, f"NOT RESOLVED: {note}" if note else "")
-        label = functools.partial(FG.label, sk)
-        levelled = C.levelled(p.curves, p.logits, label)
-        claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d, p.sharpening.verdict()
-              + (f"; misdescribes {', '.join(levelled)}, whose P levels off below 1: read the next claim" if levelled
-                 else ""))
-        st, why = C.steepens(p.curves, p.logits, label)
-        claim(p, "the rise of P steepens with size, curve by curve", NAN3, f"{st}: {why}")
-        mv, why = C.moves(p.curves, p.logits, label, (p.xs.min(), p.xs.max()))
-        claim(p, f"the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size", NAN3, f"{mv}: {why}")
+        misfit = f"misdescribes {', '.join(p.levelled)}, whose P levels off below 1" if p.levelled else ""
+        claim(p, "collapse probability sharpens with size (d slope / d ln L)", p.sharpening.d,
+              "; ".join(v for v in (p.sharpening.verdict(), misfit and f"{misfit}: read the next claim") if v))
+        claim(p, "the rise of P steepens with size, curve by curve", NAN3, "{}: {}".format(*p.steepens))
+        claim(p, f"the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size", NAN3,
+              "{}: {}".format(*p.moves))
         sc = p.scaling
         nu_note = sc.why or sc.nu_note
-        misfit = f"misdescribes {', '.join(levelled)}, whose P levels off below 1" if levelled and not sc.why else ""
+        misfit = "" if sc.why else misfit
         for name, t in ((f"P collapse {x}_c", sc.lam_c), ("P collapse 1/nu", sc.inv_nu), ("P collapse nu", sc.nu)):
             verdict = f"NOT RESOLVED: {nu_note}" if nu_note and name.endswith("nu") else ""
             claim(p, name, t, "; ".join(v for v in (verdict, misfit) if v))
@@ -278,15 +280,12 @@ def echo_collapse(echo, panels, args) -> None:
         sh = p.sharpening
         echo(f"  collapse curve sharpens with size? {sh.verdict()}: d slope / d ln L = {FG.fnum(sh.d[0], '+.2f')} "
              f"{FG.fci(sh.d[1], sh.d[2], '+.2f')} (logit P = a + b {x} + c ln L + d {x} ln L)")
-        label = functools.partial(FG.label, sk)
-        levelled = C.levelled(p.curves, p.logits, label)
-        if levelled:
-            echo(f"    note: P levels off below 1 at {', '.join(levelled)}: this joint logistic misdescribes it; "
+        if p.levelled:
+            echo(f"    note: P levels off below 1 at {', '.join(p.levelled)}: this joint logistic misdescribes it; "
                  "the next line compares each curve's own rise")
-        st, why = C.steepens(p.curves, p.logits, label)
-        echo(f"  the rise of P steepens with size, curve by curve? {st}: {why}")
-        mv, why = C.moves(p.curves, p.logits, label, (p.xs.min(), p.xs.max()))
-        echo(f"  the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size? {mv}: {why}")
+        echo("  the rise of P steepens with size, curve by curve? {}: {}".format(*p.steepens))
+        echo(f"  the rise of P ({x}_c at P=0.5, or mid-rise where P levels off) moves with size? " +
+             "{}: {}".format(*p.moves))
         sc = p.scaling
         if sc.why:
             echo(f"  finite-size collapse of P: not fitted ({sc.why})")
@@ -296,8 +295,8 @@ def echo_collapse(echo, panels, args) -> None:
             echo(f"  finite-size collapse of P = expit(({x} - {x}_c) (L/L0)^(1/ν) / w): {x}_c={sc.lam_c[0]:.3f} "
                  f"{FG.fci(sc.lam_c[1], sc.lam_c[2], '.3f')}, 1/ν={sc.inv_nu[0]:+.2f} "
                  f"{FG.fci(sc.inv_nu[1], sc.inv_nu[2], '+.2f')}, {nu_text}")
-            if levelled:
-                echo(f"    note: this form rises to 1 as well: it misdescribes {', '.join(levelled)}")
+            if p.levelled:
+                echo(f"    note: this form rises to 1 as well: it misdescribes {', '.join(p.levelled)}")
 
 
 def echo_claims(echo, panels, args) -> None:

@@ -3,8 +3,8 @@
     python -m benchmarks.collapse_design --lam 0.47,0.51,0.54,0.56,0.58,0.62 --seeds 10 --lam-c 0.547 --slope 30.1
     python -m benchmarks.collapse_design --lam 0.5,0.6,0.7,0.8,0.9,1.0 --seeds 12 --lam-c 0.55 --slope 100 --level 0.15
     python -m benchmarks.collapse_design --study     # the Fashion-MNIST study's grids (docs/FINDINGS.md)
-    python -m benchmarks.collapse_design --moves docs/analysis/q1_widths_to_0.5/variance_peak_runs.csv \
-        --curve model.width --collapse-error 0.55 --onset fitted,0.533,0.58,0.622
+    python -m benchmarks.collapse_design --moves docs/analysis/q1_widths_to_0.5/variance_peak_cells.csv \
+        --curve model.width --onset fitted,0.533,0.58,0.622
 
 Each run's outcome (collapsed or not) is drawn from a planted curve, P = level expit(slope
 (lambda - lambda_c)), and fitted as the analysis fits it (analysis.collapse.fit_logistic, 95%
@@ -14,7 +14,7 @@ width of those intervals, how often each covers the planted value, how often no 
 could be had (a fit refused, or outcomes that separate), and for a level below 1 how often
 the analysis finds it, and its interval.
 
-With --moves RUNS_CSV (an analysis's ``*_runs.csv``), the cells are those of the runs: each
+With --moves CELLS_CSV (an analysis's ``*_cells.csv``, one panel), the cells are the runs': each
 curve is planted as the analysis fits it (its rise's slope, a step as 100, and its level),
 and the collapse outcomes of every cell are drawn again, on that curve's own lambdas and run
 counts. Planted at its own midpoint (--onset fitted), how often each rise's interval covers
@@ -64,15 +64,11 @@ def simulate(lams, seeds: int, lam_c: float, slope: float, reps: int, rng, level
 STEP = 100.0  # the slope planted for a rise the runs show as a step (its interval open above)
 
 
-def run_cells(runs_csv: str, curve_key: str, collapse_error: float, x_key: str = "lam") -> dict:
-    """{curve: (lambdas, collapsed, runs)} of an analysis's runs CSV, collapsed = analysed best
-    error above ``collapse_error``."""
-    df = pd.read_csv(runs_csv)
-    out = {}
-    for c, d in df.groupby(curve_key):
-        g = d.groupby(x_key)["analysed_best_error"].agg(k=lambda e: int((e > collapse_error).sum()), n="size")
-        out[c] = (g.index.to_numpy(float), g["k"].to_numpy(float), g["n"].to_numpy(float))
-    return out
+def run_cells(cells_csv: str, curve_key: str, x_key: str = "lam") -> dict:
+    """{curve: (lambdas, collapsed, runs)} of an analysis's cells CSV (its own collapse threshold)."""
+    df = pd.read_csv(cells_csv)
+    df = df[df["n"] > 0]
+    return {c: tuple(d[k].to_numpy(float) for k in (x_key, "n_collapsed", "n")) for c, d in df.groupby(curve_key)}
 
 
 def planted_as_fitted(x, k, n) -> tuple | None:
@@ -110,11 +106,11 @@ def moves_study(args, rng) -> int:
     located by an extrapolated logistic instead, a different report): how often it says YES,
     and how often the fitted midpoints of the lowest and the highest rise lie at least as far
     apart as the runs' (a parametric bootstrap test of a common onset)."""
-    cells = run_cells(args.moves, args.curve, args.collapse_error)
+    cells = run_cells(args.moves, args.curve)
     planted = {c: p for c, (x, k, n) in cells.items() if (p := planted_as_fitted(x, k, n))}
     low, high = min(planted, key=lambda c: planted[c][0]), max(planted, key=lambda c: planted[c][0])
     gap = planted[high][0] - planted[low][0]
-    print(f"{args.reps} draws, the cells of {args.moves} ({args.curve}), collapsed above {args.collapse_error}")
+    print(f"{args.reps} draws, the cells of {args.moves} ({args.curve})")
     for c, (x0, slope, level) in planted.items():
         print(f"  {args.curve}={c}: {int(cells[c][2].sum())} runs at {cells[c][0].size} lambdas, planted rise "
               f"at {x0:.3f}, slope {slope:.0f}, level {level:.2f}")
@@ -151,9 +147,8 @@ def main(argv=None) -> int:
     ap.add_argument("--lam-c", type=float, help="planted midpoint of the rise (P = level / 2)")
     ap.add_argument("--slope", type=float, help="planted slope, logit per unit lambda")
     ap.add_argument("--level", type=float, default=1.0, help="planted level P rises to (default 1)")
-    ap.add_argument("--moves", metavar="RUNS_CSV", help="an analysis's *_runs.csv: test its moves verdict")
+    ap.add_argument("--moves", metavar="CELLS_CSV", help="an analysis's *_cells.csv: test its moves verdict")
     ap.add_argument("--curve", default="model.width", help="with --moves: the curve column (default model.width)")
-    ap.add_argument("--collapse-error", type=float, default=0.55, help="with --moves: collapsed above (default 0.55)")
     ap.add_argument("--onset", type=lambda v: [None if t == "fitted" else float(t) for t in v.split(",")],
                     help="with --moves: comma-separated midpoints, each planted for every rise at once "
                          "('fitted': each curve at its own)")

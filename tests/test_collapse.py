@@ -271,6 +271,9 @@ def test_the_collapse_figure_draws_a_fit_only_where_p_is_shown_to_rise(tmp_path)
     assert len(fitted) == 1
     diamonds = [ln for ln in ax.get_lines() if ln.get_marker() == "D"]
     assert len(diamonds) == 1 and 0.5 <= diamonds[0].get_xdata()[0] <= 0.6
+    boundary = PB.draw(panels, args).axes[1]  # the phase boundary marks lr 0.2's rise only
+    squares = [ln for ln in boundary.get_lines() if ln.get_marker() == "s" and len(ln.get_xdata())]
+    assert len(squares) == 1 and squares[0].get_xdata()[0] == pytest.approx(1.12)
 
 
 def test_a_collapse_probability_that_levels_off_below_one_is_named():
@@ -313,9 +316,9 @@ def test_the_moves_verdict_on_planted_cells_says_yes_where_the_rises_differ_only
 def test_the_moves_benchmark_plants_the_study_curves_as_the_analysis_fits_them():
     from benchmarks.collapse_design import STEP, planted_as_fitted, run_cells
 
-    runs_csv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis",
-                            "q1_widths_to_0.5", "variance_peak_runs.csv")
-    cells = run_cells(runs_csv, "model.width", 0.55)
+    cells_csv = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "analysis",
+                             "q1_widths_to_0.5", "variance_peak_cells.csv")
+    cells = run_cells(cells_csv, "model.width")
     x, k, n = cells[0.5]
     assert int(k.sum()) == 14 and int(n.sum()) == 92
     midpoint, slope, level = planted_as_fitted(x, k, n)  # a step from 0.6 to 0.65, to about a quarter
